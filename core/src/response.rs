@@ -1,0 +1,173 @@
+//! The state of one WSGI response between `start_response` and the last
+//! byte: which status and headers are pending, whether they went out, and
+//! how much body an app-supplied Content-Length still allows.
+use crate::validate::{self, Status};
+
+/// Status and headers as the app gave them, validated and copied (so no
+/// Python object is borrowed past `start_response`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub status: Status,
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub content_length: Option<u64>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// `start_response` called again without `exc_info`.
+    AlreadyStarted,
+    Invalid(String),
+}
+
+#[derive(Debug, Default)]
+pub struct ResponseState {
+    head: Option<Head>,
+    sent: bool,
+    remaining: Option<u64>,
+}
+
+impl ResponseState {
+    /// Records the app's status and headers. `replace` is true when the app
+    /// passed `exc_info` (the caller re-raises instead once headers are sent).
+    pub fn start(&mut self, status: &str, headers: Vec<(Vec<u8>, Vec<u8>)>, replace: bool) -> Result<(), StartError> {
+        if self.head.is_some() && !replace {
+            return Err(StartError::AlreadyStarted);
+        }
+        let status = validate::status(status).map_err(StartError::Invalid)?;
+        let mut content_length = None;
+        for (name, value) in &headers {
+            validate::header_name(name).map_err(StartError::Invalid)?;
+            validate::header_value(name, value).map_err(StartError::Invalid)?;
+            if name.eq_ignore_ascii_case(b"content-length") {
+                content_length = Some(validate::content_length(value).map_err(StartError::Invalid)?);
+            }
+        }
+        self.head = Some(Head { status, headers, content_length });
+        Ok(())
+    }
+
+    pub fn started(&self) -> bool {
+        self.head.is_some()
+    }
+
+    pub fn headers_sent(&self) -> bool {
+        self.sent
+    }
+
+    /// The head to send now, once: on the first non-empty chunk or at the end.
+    pub fn take_head_to_send(&mut self) -> Option<&Head> {
+        if self.sent {
+            return None;
+        }
+        let head = self.head.as_ref()?;
+        self.sent = true;
+        self.remaining = head.content_length;
+        Some(head)
+    }
+
+    /// For a body of known `length` (a file): the length to send, which is
+    /// the app's Content-Length if smaller, and a Content-Length header is
+    /// added when the app gave none.
+    pub fn promise_length(&mut self, length: u64) -> u64 {
+        let Some(head) = self.head.as_mut().filter(|_| !self.sent) else {
+            return length;
+        };
+        match head.content_length {
+            Some(promised) => promised.min(length),
+            None => {
+                head.content_length = Some(length);
+                head.headers.push((b"Content-Length".to_vec(), length.to_string().into_bytes()));
+                length
+            }
+        }
+    }
+
+    /// How many bytes of a `len`-byte chunk may still go out: an app's
+    /// Content-Length is a promise, so anything past it is dropped.
+    pub fn clip(&mut self, len: usize) -> usize {
+        match self.remaining.as_mut() {
+            None => len,
+            Some(left) => {
+                let allowed = (*left).min(len as u64);
+                *left -= allowed;
+                allowed as usize
+            }
+        }
+    }
+
+    /// Bytes the app promised (Content-Length) but has not sent.
+    pub fn shortfall(&self) -> u64 {
+        if self.sent {
+            self.remaining.unwrap_or(0)
+        } else {
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(name: &str, value: &str) -> (Vec<u8>, Vec<u8>) {
+        (name.as_bytes().to_vec(), value.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn start_once_unless_replacing() {
+        let mut r = ResponseState::default();
+        r.start("200 OK", vec![h("Content-Type", "text/plain")], false).unwrap();
+        assert_eq!(r.start("500 Oops", vec![], false), Err(StartError::AlreadyStarted));
+        r.start("500 Oops", vec![], true).unwrap();
+        assert_eq!(r.take_head_to_send().unwrap().status.code, 500);
+        assert!(r.take_head_to_send().is_none(), "sent only once");
+    }
+
+    #[test]
+    fn invalid_heads_are_refused_and_keep_nothing() {
+        let mut r = ResponseState::default();
+        assert!(matches!(r.start("200 OK", vec![h("X-A", "v\r\nSet-Cookie: x")], false), Err(StartError::Invalid(_))));
+        assert!(matches!(r.start("2000 OK", vec![], false), Err(StartError::Invalid(_))));
+        assert!(matches!(r.start("200 OK", vec![h("Bad Name", "v")], false), Err(StartError::Invalid(_))));
+        assert!(matches!(r.start("200 OK", vec![h("Content-Length", "five")], false), Err(StartError::Invalid(_))));
+        assert!(!r.started());
+        assert!(r.take_head_to_send().is_none());
+    }
+
+    #[test]
+    fn content_length_clips_body() {
+        let mut r = ResponseState::default();
+        r.start("200 OK", vec![h("content-length", "5")], false).unwrap();
+        assert_eq!(r.clip(3), 3, "nothing is clipped before headers are out");
+        r.take_head_to_send();
+        assert_eq!(r.clip(3), 3);
+        assert_eq!(r.shortfall(), 2);
+        assert_eq!(r.clip(10), 2);
+        assert_eq!(r.clip(10), 0);
+        assert_eq!(r.shortfall(), 0);
+    }
+
+    #[test]
+    fn file_length_promises() {
+        let mut r = ResponseState::default();
+        r.start("200 OK", vec![], false).unwrap();
+        assert_eq!(r.promise_length(100), 100);
+        let head = r.take_head_to_send().unwrap();
+        assert_eq!(head.content_length, Some(100));
+        assert!(head.headers.contains(&h("Content-Length", "100")));
+
+        let mut r = ResponseState::default();
+        r.start("200 OK", vec![h("Content-Length", "10")], false).unwrap();
+        assert_eq!(r.promise_length(100), 10);
+        assert_eq!(r.take_head_to_send().unwrap().headers.len(), 1);
+    }
+
+    #[test]
+    fn no_content_length_no_clipping() {
+        let mut r = ResponseState::default();
+        r.start("204 No Content", vec![], false).unwrap();
+        r.take_head_to_send();
+        assert_eq!(r.clip(1 << 20), 1 << 20);
+        assert_eq!(r.shortfall(), 0);
+    }
+}

@@ -1,0 +1,112 @@
+//! The `WSGI…` directives: Apache's command table and one safe handler each.
+use std::sync::Arc;
+
+use wsgi_core::directives as parse;
+
+use super::{AliasPattern, ScriptAlias};
+use crate::ffi::cmd::{command_table, Cmd, CommandTable, Context, Directive, Handler, Result};
+
+macro_rules! directive {
+    ($name:literal, $context:ident, $kind:ident($handler:expr), $help:literal) => {
+        Directive { name: $name, context: Context::$context, handler: Handler::$kind($handler), help: $help }
+    };
+}
+
+/// Every directive we accept. Apache finds a handler by its index here.
+pub const DIRECTIVES: &[Directive] = &[
+    directive!(c"WSGIScriptAlias", Server, Argv(script_alias), c"URL-path file-or-directory [process-group=...] [application-group=...] [callable-object=...] [pass-authorization=On|Off]"),
+    directive!(c"WSGIScriptAliasMatch", Server, Argv(script_alias_match), c"regex file-or-directory [options]"),
+    directive!(c"WSGICallableObject", ServerDirFileInfo, Take1(callable_object), c"name of the WSGI callable in the script (default: application)"),
+    directive!(c"WSGIApplicationGroup", ServerDirFileInfo, Take1(application_group), c"%{GLOBAL}, %{SERVER}, %{HOST}, %{RESOURCE}, %{ENV:var} or a name"),
+    directive!(c"WSGIScriptReloading", ServerDirFileInfo, Flag(|cmd, on| set_dir(cmd, |d| d.script_reloading = Some(on))), c"On|Off: reload the script when its modification time changes"),
+    directive!(c"WSGIPassAuthorization", ServerDirFileInfo, Flag(|cmd, on| set_dir(cmd, |d| d.pass_authorization = Some(on))), c"On|Off: pass the Authorization header as HTTP_AUTHORIZATION"),
+    directive!(c"WSGIChunkedRequest", ServerDirFileInfo, Flag(|cmd, on| set_dir(cmd, |d| d.chunked_request = Some(on))), c"On|Off: accept chunked request bodies"),
+    directive!(c"WSGIMapHEADToGET", ServerDirFileInfo, Take1(map_head_to_get), c"On|Off|Auto: present HEAD requests to the app as GET"),
+    directive!(c"WSGIErrorOverride", ServerDirFileInfo, Flag(|cmd, on| set_dir(cmd, |d| d.error_override = Some(on))), c"On|Off: use Apache's error documents for daemon-mode error responses"),
+    directive!(c"WSGIRestrictEmbedded", Global, Flag(|cmd, on| set_python(cmd, |p| p.restrict_embedded = Some(on))), c"On|Off: refuse to run applications inside Apache's child processes"),
+    directive!(c"WSGIRestrictStdin", Global, Flag(|cmd, on| set_python(cmd, |p| p.restrict_stdin = Some(on))), c"On|Off: make any use of sys.stdin an error"),
+    directive!(c"WSGIRestrictStdout", Global, Flag(|cmd, on| set_python(cmd, |p| p.restrict_stdout = Some(on))), c"On|Off: make any use of sys.stdout an error"),
+    directive!(c"WSGIPythonHome", Global, Take1(python_home), c"the Python installation prefix or virtual environment to use"),
+    directive!(c"WSGIPythonPath", Global, Take1(|cmd, v| set_python(cmd, |p| p.path.extend(parse::parse_python_path(v)))), c"directories (':'-separated) to add to sys.path with site.addsitedir"),
+    directive!(c"WSGIPythonOptimize", Global, Take1(python_optimize), c"0, 1 or 2: Python's optimisation level"),
+    directive!(c"WSGIPythonHashSeed", Global, Take1(python_hash_seed), c"random or an integer 0-4294967295: Python's hash seed"),
+    directive!(c"WSGIDontWriteBytecode", Global, Flag(|cmd, on| set_python(cmd, |p| p.dont_write_bytecode = Some(on))), c"On|Off: do not write .pyc files"),
+    directive!(c"WSGIPythonWarnings", Global, Take1(python_warnings), c"a warnings filter, as for python -W (repeatable)"),
+];
+
+const COMMAND_COUNT: usize = DIRECTIVES.len() + 1;
+/// What `wsgi_module.cmds` points at.
+pub static COMMANDS: CommandTable<COMMAND_COUNT> = CommandTable(command_table(DIRECTIVES));
+
+fn set_dir(cmd: &mut Cmd, f: impl FnOnce(&mut super::DirConfig)) -> Result {
+    f(cmd.dir_config());
+    Ok(())
+}
+
+fn set_python(cmd: &mut Cmd, f: impl FnOnce(&mut super::PythonSettings)) -> Result {
+    f(&mut cmd.server_config().python);
+    Ok(())
+}
+
+fn alias_args<'a>(cmd: &Cmd, args: &'a [String]) -> std::result::Result<(&'a str, &'a str, parse::AliasOptions), String> {
+    if args.len() < 2 {
+        return Err(format!("{} needs a URL and a script file or directory, e.g. `{} / /srv/app/app.wsgi`", cmd.name(), cmd.name()));
+    }
+    let options: Vec<&str> = args[2..].iter().map(String::as_str).collect();
+    Ok((&args[0], &args[1], parse::parse_alias_options(cmd.name(), &options)?))
+}
+
+fn script_alias(cmd: &mut Cmd, args: &[String]) -> Result {
+    let (url, target, options) = alias_args(cmd, args)?;
+    if !url.starts_with('/') {
+        return Err(format!("{}: the URL-path must start with '/', not '{url}'", cmd.name()));
+    }
+    let alias = ScriptAlias { pattern: AliasPattern::Prefix(url.to_string()), target: target.to_string(), options };
+    cmd.server_config().aliases.push(Arc::new(alias));
+    Ok(())
+}
+
+fn script_alias_match(cmd: &mut Cmd, args: &[String]) -> Result {
+    let (pattern, target, options) = alias_args(cmd, args)?;
+    let regex = cmd.compile_regex(pattern)?;
+    let alias = ScriptAlias { pattern: AliasPattern::Regex(regex), target: target.to_string(), options };
+    cmd.server_config().aliases.push(Arc::new(alias));
+    Ok(())
+}
+
+fn callable_object(cmd: &mut Cmd, value: &str) -> Result {
+    if value.is_empty() {
+        return Err(format!("{} needs the name of a callable", cmd.name()));
+    }
+    set_dir(cmd, |d| d.callable_object = Some(value.to_string()))
+}
+
+fn application_group(cmd: &mut Cmd, value: &str) -> Result {
+    let spec = parse::parse_group_spec(cmd.name(), value)?;
+    set_dir(cmd, |d| d.application_group = Some(spec))
+}
+
+fn map_head_to_get(cmd: &mut Cmd, value: &str) -> Result {
+    let mode = parse::parse_map_head_to_get(value)?;
+    set_dir(cmd, |d| d.map_head_to_get = Some(mode))
+}
+
+fn python_home(cmd: &mut Cmd, value: &str) -> Result {
+    let home = parse::parse_python_home(value)?;
+    set_python(cmd, |p| p.home = Some(home))
+}
+
+fn python_optimize(cmd: &mut Cmd, value: &str) -> Result {
+    let level = parse::parse_optimize(value)?;
+    set_python(cmd, |p| p.optimize = Some(level))
+}
+
+fn python_hash_seed(cmd: &mut Cmd, value: &str) -> Result {
+    let seed = parse::parse_hash_seed(value)?;
+    set_python(cmd, |p| p.hash_seed = Some(seed))
+}
+
+fn python_warnings(cmd: &mut Cmd, value: &str) -> Result {
+    let option = parse::parse_warning_option(value)?;
+    set_python(cmd, |p| p.warnings.push(option))
+}

@@ -1,0 +1,111 @@
+//! Our configuration as Apache merges it: one [`ServerConfig`] per server
+//! and virtual host, one [`DirConfig`] per directory section, and the
+//! per-request [`RequestConfig`] resolved from both.
+pub mod directives;
+
+use std::sync::Arc;
+
+use wsgi_core::directives::{AliasOptions, GroupSpec, HashSeed, MapHeadToGet};
+
+use crate::ffi::regex::Regex;
+
+/// How a `WSGIScriptAlias` or `WSGIScriptAliasMatch` matches the URI.
+pub enum AliasPattern {
+    Prefix(String),
+    Regex(Regex),
+}
+
+pub struct ScriptAlias {
+    pub pattern: AliasPattern,
+    /// The file or directory; for the Match form it may hold `$1`…`$9`.
+    pub target: String,
+    pub options: AliasOptions,
+}
+
+/// Settings for the Python runtime in Apache's children (main server only).
+#[derive(Default, Clone)]
+pub struct PythonSettings {
+    pub home: Option<String>,
+    pub path: Vec<String>,
+    pub optimize: Option<i32>,
+    pub hash_seed: Option<HashSeed>,
+    pub dont_write_bytecode: Option<bool>,
+    pub warnings: Vec<String>,
+    pub restrict_stdin: Option<bool>,
+    pub restrict_stdout: Option<bool>,
+    pub restrict_embedded: Option<bool>,
+}
+
+/// Per server or virtual host. Built while parsing, read-only afterwards.
+#[derive(Default)]
+pub struct ServerConfig {
+    /// The vhost's aliases first, then the main server's; first match wins.
+    pub aliases: Vec<Arc<ScriptAlias>>,
+    pub python: PythonSettings,
+}
+
+impl ServerConfig {
+    pub fn merge(parent: &ServerConfig, child: &ServerConfig) -> ServerConfig {
+        ServerConfig {
+            aliases: child.aliases.iter().chain(parent.aliases.iter()).cloned().collect(),
+            // Python settings are global: only the main server's are read.
+            python: parent.python.clone(),
+        }
+    }
+}
+
+/// Per directory section (and the server-level defaults). `None` = unset.
+#[derive(Default, Clone)]
+pub struct DirConfig {
+    pub callable_object: Option<String>,
+    pub application_group: Option<GroupSpec>,
+    pub script_reloading: Option<bool>,
+    pub pass_authorization: Option<bool>,
+    pub chunked_request: Option<bool>,
+    pub map_head_to_get: Option<MapHeadToGet>,
+    /// Daemon mode only (ErrorDocument for app errors); kept for when
+    /// daemon mode reads it.
+    pub error_override: Option<bool>,
+}
+
+impl DirConfig {
+    /// Child wins, field by field.
+    pub fn merge(parent: &DirConfig, child: &DirConfig) -> DirConfig {
+        fn pick<T: Clone>(child: &Option<T>, parent: &Option<T>) -> Option<T> {
+            child.clone().or_else(|| parent.clone())
+        }
+        DirConfig {
+            callable_object: pick(&child.callable_object, &parent.callable_object),
+            application_group: pick(&child.application_group, &parent.application_group),
+            script_reloading: pick(&child.script_reloading, &parent.script_reloading),
+            pass_authorization: pick(&child.pass_authorization, &parent.pass_authorization),
+            chunked_request: pick(&child.chunked_request, &parent.chunked_request),
+            map_head_to_get: pick(&child.map_head_to_get, &parent.map_head_to_get),
+            error_override: pick(&child.error_override, &parent.error_override),
+        }
+    }
+
+    /// The settings for one request: alias options over the directory
+    /// config over mod_wsgi's defaults.
+    pub fn resolve(&self, alias: Option<&AliasOptions>) -> RequestConfig {
+        let alias_opts = alias.cloned().unwrap_or_default();
+        RequestConfig {
+            callable_object: alias_opts.callable_object.or_else(|| self.callable_object.clone()).unwrap_or_else(|| "application".to_string()),
+            application_group: alias_opts.application_group.or_else(|| self.application_group.clone()).unwrap_or(GroupSpec::Resource),
+            script_reloading: self.script_reloading.unwrap_or(true),
+            pass_authorization: alias_opts.pass_authorization.or(self.pass_authorization).unwrap_or(false),
+            chunked_request: self.chunked_request.unwrap_or(false),
+            map_head_to_get: self.map_head_to_get.unwrap_or(MapHeadToGet::Auto),
+        }
+    }
+}
+
+/// Everything the handler needs to know about one request's settings.
+pub struct RequestConfig {
+    pub callable_object: String,
+    pub application_group: GroupSpec,
+    pub script_reloading: bool,
+    pub pass_authorization: bool,
+    pub chunked_request: bool,
+    pub map_head_to_get: MapHeadToGet,
+}

@@ -1,0 +1,46 @@
+//! Writing to Apache's error log under our module's name, so that
+//! `LogLevel wsgi:debug` applies to our messages.
+use std::ffi::CString;
+
+use super::sys;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Crit = sys::APLOG_CRIT as isize,
+    Err = sys::APLOG_ERR as isize,
+    Warning = sys::APLOG_WARNING as isize,
+    Notice = sys::APLOG_NOTICE as isize,
+    Info = sys::APLOG_INFO as isize,
+    Debug = sys::APLOG_DEBUG as isize,
+}
+
+fn module_index() -> i32 {
+    crate::module_record::module_index()
+}
+
+/// Apache truncates at NUL; replace it so the rest of the line survives.
+fn c_message(msg: &str) -> CString {
+    CString::new(msg.replace('\0', "\\0")).expect("NULs replaced")
+}
+
+/// Logs against a server (NULL means the main server).
+pub fn server(s: *const sys::server_rec, level: Level, msg: &str) {
+    let msg = c_message(msg);
+    // SAFETY: s is NULL or a live server_rec; the message is passed as an
+    // argument to a "%s" format.
+    unsafe { sys::mrs_log_error(module_index(), level as i32, 0, s, msg.as_ptr()) }
+}
+
+/// Logs against a request, with Apache's client and request decoration.
+pub(crate) fn request(r: *const sys::request_rec, level: Level, msg: &str) {
+    let msg = c_message(msg);
+    // SAFETY: r is a live request_rec owned by the calling handler.
+    unsafe { sys::mrs_log_rerror(module_index(), level as i32, 0, r, msg.as_ptr()) }
+}
+
+/// Whether a message at `level` would be written for server `s`; saves
+/// formatting debug messages nobody reads.
+pub fn enabled(s: *const sys::server_rec, level: Level) -> bool {
+    // SAFETY: s is NULL or a live server_rec.
+    unsafe { sys::mrs_log_is_enabled(module_index(), level as i32, s) != 0 }
+}

@@ -1,0 +1,434 @@
+//! A safe view of one request: what the environ is built from, and the
+//! input and output paths the WSGI adapter drives.
+use std::ffi::{c_char, c_void};
+use std::marker::PhantomData;
+
+use super::pool::Pool;
+use super::{cstr_bytes, cstr_string, sys};
+use crate::config::{DirConfig, ServerConfig};
+
+/// A handle on the request_rec Apache passed to a hook. Valid only while
+/// that hook runs ('r), and only on its thread.
+#[derive(Clone, Copy)]
+pub struct Request<'r> {
+    raw: *mut sys::request_rec,
+    _hook: PhantomData<&'r sys::request_rec>,
+}
+
+// SAFETY: a Request is only ever used on the thread running its hook; the
+// Send bound is needed only to move it into a GIL-released closure that runs
+// synchronously on that same thread.
+unsafe impl Send for Request<'_> {}
+
+/// Why a write to the client failed.
+#[derive(Debug)]
+pub struct ClientGone;
+
+impl<'r> Request<'r> {
+    /// # Safety
+    /// `raw` must be the live request_rec of the running hook.
+    pub unsafe fn from_raw(raw: *mut sys::request_rec) -> Self {
+        Request { raw, _hook: PhantomData }
+    }
+
+    pub fn raw(&self) -> *const sys::request_rec {
+        self.raw
+    }
+
+    fn r(&self) -> &'r sys::request_rec {
+        // SAFETY: valid for 'r by construction.
+        unsafe { &*self.raw }
+    }
+
+    fn conn(&self) -> &'r sys::conn_rec {
+        // SAFETY: every request has a live connection.
+        unsafe { &*self.r().connection }
+    }
+
+    pub fn pool(&self) -> Pool {
+        Pool(self.r().pool)
+    }
+
+    fn bytes(&self, p: *const c_char) -> &'r [u8] {
+        // SAFETY: request strings live in r->pool for the request's lifetime.
+        unsafe { cstr_bytes(p) }.unwrap_or(b"")
+    }
+
+    fn opt_bytes(&self, p: *const c_char) -> Option<&'r [u8]> {
+        // SAFETY: as bytes().
+        unsafe { cstr_bytes(p) }
+    }
+
+    pub fn handler(&self) -> Option<&'r [u8]> {
+        self.opt_bytes(self.r().handler)
+    }
+    pub fn set_handler(&self, handler: &[u8]) {
+        // SAFETY: the string is copied into r->pool, which outlives the request.
+        unsafe { (*self.raw).handler = self.pool().strdup(handler) }
+    }
+    pub fn filename(&self) -> &'r [u8] {
+        self.bytes(self.r().filename)
+    }
+    pub fn set_filename(&self, filename: &[u8]) {
+        // SAFETY: as set_handler.
+        unsafe { (*self.raw).filename = self.pool().strdup(filename) as *mut c_char }
+    }
+    pub fn uri(&self) -> &'r [u8] {
+        self.bytes(self.r().uri)
+    }
+    pub fn path_info(&self) -> &'r [u8] {
+        self.bytes(self.r().path_info)
+    }
+    pub fn args(&self) -> &'r [u8] {
+        self.bytes(self.r().args)
+    }
+    pub fn method(&self) -> &'r [u8] {
+        self.bytes(self.r().method)
+    }
+    pub fn protocol(&self) -> &'r [u8] {
+        self.bytes(self.r().protocol)
+    }
+    pub fn the_request(&self) -> &'r [u8] {
+        self.bytes(self.r().the_request)
+    }
+    pub fn user(&self) -> Option<&'r [u8]> {
+        self.opt_bytes(self.r().user)
+    }
+    pub fn auth_type(&self) -> Option<&'r [u8]> {
+        self.opt_bytes(self.r().ap_auth_type)
+    }
+    pub fn log_id(&self) -> Option<&'r [u8]> {
+        self.opt_bytes(self.r().log_id)
+    }
+    pub fn connection_log_id(&self) -> Option<&'r [u8]> {
+        self.opt_bytes(self.conn().log_id)
+    }
+    pub fn header_only(&self) -> bool {
+        self.r().header_only != 0
+    }
+    /// When Apache received the request, in seconds since the epoch.
+    pub fn request_time(&self) -> f64 {
+        self.r().request_time as f64 / 1e6
+    }
+    pub fn is_main(&self) -> bool {
+        self.r().main.is_null()
+    }
+    /// `AcceptPathInfo Off` for this request.
+    pub fn rejects_path_info(&self) -> bool {
+        self.r().used_path_info == sys::AP_REQ_REJECT_PATH_INFO
+    }
+    pub fn allows_exec_cgi(&self) -> bool {
+        // SAFETY: reads the request's merged core options.
+        unsafe { sys::ap_allow_options(self.raw) & sys::OPT_EXECCGI as i32 != 0 }
+    }
+
+    /// What Apache's directory walk found at `filename`.
+    pub fn file_kind(&self) -> FileKind {
+        let finfo = &self.r().finfo;
+        match finfo.filetype {
+            sys::apr_filetype_e_APR_NOFILE => FileKind::Missing,
+            sys::apr_filetype_e_APR_DIR => FileKind::Directory,
+            _ => FileKind::File { mtime_us: finfo.mtime },
+        }
+    }
+
+    pub fn server(&self) -> super::server::Server {
+        super::server::Server(self.r().server)
+    }
+    pub fn server_config(&self) -> &'r ServerConfig {
+        // SAFETY: r->server's module config holds our ServerConfig, read-only after startup.
+        unsafe { &*super::server::server_config_ptr(self.r().server) }
+    }
+    pub fn dir_config(&self) -> &'r DirConfig {
+        // SAFETY: the merged per-dir vector holds our DirConfig for this request.
+        unsafe { &*(sys::mrs_get_module_config(self.r().per_dir_config, crate::module_record::module_ptr()) as *const DirConfig) }
+    }
+
+    pub fn server_name(&self) -> &'r [u8] {
+        // SAFETY: returns a pool string.
+        self.bytes(unsafe { sys::ap_get_server_name(self.raw) })
+    }
+    pub fn server_port(&self) -> u16 {
+        // SAFETY: plain query.
+        unsafe { sys::ap_get_server_port(self.raw) }
+    }
+    pub fn server_admin(&self) -> Option<&'r [u8]> {
+        // SAFETY: r->server is live.
+        self.opt_bytes(unsafe { (*self.r().server).server_admin })
+    }
+    pub fn document_root(&self) -> &'r [u8] {
+        // SAFETY: returns a config string.
+        self.bytes(unsafe { sys::ap_document_root(self.raw) })
+    }
+    pub fn context_prefix(&self) -> &'r [u8] {
+        // SAFETY: returns a pool string.
+        self.bytes(unsafe { sys::ap_context_prefix(self.raw) })
+    }
+    pub fn context_document_root(&self) -> &'r [u8] {
+        // SAFETY: returns a pool string.
+        self.bytes(unsafe { sys::ap_context_document_root(self.raw) })
+    }
+    pub fn scheme(&self) -> &'r [u8] {
+        // SAFETY: returns a static or pool string.
+        self.bytes(unsafe { sys::ap_run_http_scheme(self.raw) })
+    }
+    pub fn local_ip(&self) -> &'r [u8] {
+        self.bytes(self.conn().local_ip)
+    }
+    pub fn local_port(&self) -> u16 {
+        // SAFETY: local_addr is set for every connection.
+        unsafe { (*self.conn().local_addr).port }
+    }
+    pub fn client_ip(&self) -> &'r [u8] {
+        self.bytes(self.r().useragent_ip)
+    }
+    pub fn client_port(&self) -> u16 {
+        // SAFETY: client_addr is set for every connection.
+        unsafe { (*self.conn().client_addr).port }
+    }
+
+    pub fn headers_in(&self) -> Table<'r> {
+        Table::new(self.r().headers_in)
+    }
+    pub fn subprocess_env(&self) -> Table<'r> {
+        Table::new(self.r().subprocess_env)
+    }
+    pub fn notes(&self) -> Table<'r> {
+        Table::new(self.r().notes)
+    }
+    pub fn set_note(&self, key: &'static std::ffi::CStr, value: &[u8]) {
+        // SAFETY: the key is static, the value copied into r->pool.
+        unsafe { sys::apr_table_setn(self.r().notes, key.as_ptr(), self.pool().strdup(value)) }
+    }
+
+    /// Whether an output filter below the protocol level (one that could
+    /// depend on the body, such as DEFLATE) is in the chain.
+    pub fn has_content_filter(&self) -> bool {
+        let mut f = self.r().output_filters;
+        while !f.is_null() {
+            // SAFETY: walking Apache's live filter chain.
+            unsafe {
+                if !(*f).frec.is_null() && (*(*f).frec).ftype < sys::ap_filter_type_AP_FTYPE_PROTOCOL {
+                    return true;
+                }
+                f = (*f).next;
+            }
+        }
+        false
+    }
+
+    // ---- input ----
+
+    /// Prepares to read the body; `Err(status)` is the HTTP error to answer
+    /// with (411 for a chunked body when chunked requests are off).
+    pub fn setup_body(&self, allow_chunked: bool) -> Result<(), i32> {
+        let policy = if allow_chunked { sys::REQUEST_CHUNKED_DECHUNK } else { sys::REQUEST_CHUNKED_ERROR };
+        // SAFETY: called once, before any read.
+        let rc = unsafe { sys::ap_setup_client_block(self.raw, policy as i32) };
+        if rc != 0 {
+            return Err(rc);
+        }
+        // SAFETY: as above; this also arranges 100-continue.
+        unsafe { sys::ap_should_client_block(self.raw) };
+        Ok(())
+    }
+
+    /// Reads body bytes into `buf`; 0 at the end, `Err` on a client error.
+    pub fn read_body(&self, buf: &mut [u8]) -> Result<usize, ()> {
+        // SAFETY: buf is writable for its length.
+        let n = unsafe { sys::ap_get_client_block(self.raw, buf.as_mut_ptr() as *mut c_char, buf.len()) };
+        if n < 0 {
+            self.close_connection();
+            Err(())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    // ---- output ----
+
+    pub fn set_status(&self, code: u16, line: &[u8]) {
+        // SAFETY: the line is copied into r->pool, which Apache reads later.
+        unsafe {
+            (*self.raw).status = code as i32;
+            (*self.raw).status_line = self.pool().strdup(line);
+        }
+    }
+
+    /// Adds a response header; `err` ones (WWW-Authenticate) survive error pages.
+    pub fn add_header(&self, name: &[u8], value: &[u8], err: bool) {
+        let table = if err { self.r().err_headers_out } else { self.r().headers_out };
+        let pool = self.pool();
+        // SAFETY: both strings are copied into r->pool first.
+        unsafe { sys::apr_table_addn(table, pool.strdup(name), pool.strdup(value)) }
+    }
+    pub fn set_content_type(&self, value: &[u8]) {
+        // SAFETY: Apache keeps the pointer, so it must live in r->pool.
+        unsafe { sys::ap_set_content_type(self.raw, self.pool().strdup(value)) }
+    }
+    pub fn set_content_length(&self, length: u64) {
+        // SAFETY: plain setter.
+        unsafe { sys::ap_set_content_length(self.raw, length as sys::apr_off_t) }
+    }
+    /// Once headers are out, a late body read must not emit "100 Continue".
+    pub fn clear_expecting_100(&self) {
+        // SAFETY: a plain field write on our request.
+        unsafe { (*self.raw).expecting_100 = 0 }
+    }
+
+    pub fn client_aborted(&self) -> bool {
+        self.conn().aborted != 0
+    }
+
+    /// Stops the connection from being kept alive after this response.
+    pub fn close_connection(&self) {
+        // SAFETY: a plain field write on our connection.
+        unsafe { sys::mrs_conn_set_close(self.r().connection) }
+    }
+
+    /// A brigade for this request's output, reused across writes.
+    pub fn new_brigade(&self) -> Brigade<'r> {
+        // SAFETY: created in r->pool with the connection's allocator.
+        let bb = unsafe { sys::apr_brigade_create(self.r().pool, self.conn().bucket_alloc) };
+        Brigade { bb, req: *self }
+    }
+}
+
+/// What `r->filename` names on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Missing,
+    Directory,
+    File { mtime_us: i64 },
+}
+
+/// An output brigade: each call passes its buckets down the filter chain
+/// and empties it again. Call with the GIL released: these block.
+pub struct Brigade<'r> {
+    bb: *mut sys::apr_bucket_brigade,
+    req: Request<'r>,
+}
+
+// SAFETY: as for Request: used only on the request's thread.
+unsafe impl Send for Brigade<'_> {}
+
+impl<'r> Brigade<'r> {
+    fn alloc(&self) -> *mut sys::apr_bucket_alloc_t {
+        self.req.conn().bucket_alloc
+    }
+
+    fn pass(&mut self) -> Result<(), ClientGone> {
+        // SAFETY: the brigade and the filter chain are live for the request.
+        let rv = unsafe { sys::ap_pass_brigade(self.req.r().output_filters, self.bb) };
+        // SAFETY: empties the brigade for reuse.
+        unsafe { sys::apr_brigade_cleanup(self.bb as *mut c_void) };
+        if rv != 0 || self.req.client_aborted() {
+            return Err(ClientGone);
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, bucket: *mut sys::apr_bucket) {
+        // SAFETY: a freshly created bucket goes to the tail of our brigade.
+        unsafe { sys::mrs_brigade_insert_tail(self.bb, bucket) }
+    }
+
+    /// Sends `data` and flushes it to the client. `data` may be freed once
+    /// this returns: filters that keep data copy transient buckets.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), ClientGone> {
+        // SAFETY: a transient bucket borrows data for the pass below.
+        let b = unsafe { sys::apr_bucket_transient_create(data.as_ptr() as *const c_char, data.len(), self.alloc()) };
+        self.push(b);
+        // SAFETY: a flush bucket from the connection's allocator.
+        let flush = unsafe { sys::apr_bucket_flush_create(self.alloc()) };
+        self.push(flush);
+        self.pass()
+    }
+
+    /// Sends `length` bytes of the open file `fd` from `offset`, with file
+    /// buckets (sendfile where Apache uses it). The descriptor is duplicated,
+    /// so the caller may close its own once this returns.
+    pub fn send_file(&mut self, fd: i32, offset: u64, length: u64) -> Result<(), ClientGone> {
+        const MAX_BUCKET: u64 = 1 << 30;
+        let pool = self.req.r().pool;
+        let mut borrowed: *mut sys::apr_file_t = std::ptr::null_mut();
+        let mut owned: *mut sys::apr_file_t = std::ptr::null_mut();
+        let mut os_fd = fd;
+        // SAFETY: apr_os_file_put wraps (does not own) fd; apr_file_dup makes
+        // a descriptor owned by r->pool, which buckets set aside with the data.
+        unsafe {
+            let flags = (sys::APR_FOPEN_READ | sys::APR_FOPEN_SENDFILE_ENABLED) as i32;
+            if sys::apr_os_file_put(&mut borrowed, &mut os_fd, flags, pool) != 0 || sys::apr_file_dup(&mut owned, borrowed, pool) != 0 {
+                return Err(ClientGone);
+            }
+        }
+        let (mut at, mut left) = (offset, length);
+        while left > 0 {
+            let n = left.min(MAX_BUCKET);
+            // SAFETY: a file bucket over the owned descriptor.
+            let b = unsafe { sys::apr_bucket_file_create(owned, at as sys::apr_off_t, n as sys::apr_size_t, pool, self.alloc()) };
+            self.push(b);
+            at += n;
+            left -= n;
+        }
+        // SAFETY: as in write().
+        let flush = unsafe { sys::apr_bucket_flush_create(self.alloc()) };
+        self.push(flush);
+        self.pass()
+    }
+
+    /// Ends a response that failed after its headers went out so that the
+    /// client sees it cut short: no final chunk, and the connection closes.
+    pub fn abort(&mut self) {
+        self.req.close_connection();
+        // SAFETY: a 502 error bucket tells the chunking filter to withhold
+        // the last chunk (as mod_proxy does for a broken backend).
+        unsafe {
+            let err = sys::ap_bucket_error_create(sys::HTTP_BAD_GATEWAY as i32, std::ptr::null(), self.req.r().pool, self.alloc());
+            self.push(err);
+            let eos = sys::apr_bucket_eos_create(self.alloc());
+            self.push(eos);
+        }
+        let _ = self.pass();
+    }
+}
+
+/// A read-only view of an APR table (headers, environment, notes).
+#[derive(Clone, Copy)]
+pub struct Table<'r> {
+    raw: *mut sys::apr_table_t,
+    _req: PhantomData<&'r ()>,
+}
+
+impl<'r> Table<'r> {
+    fn new(raw: *mut sys::apr_table_t) -> Self {
+        Table { raw, _req: PhantomData }
+    }
+
+    pub fn get(&self, key: &std::ffi::CStr) -> Option<&'r [u8]> {
+        // SAFETY: the table and its strings live in r->pool.
+        unsafe { cstr_bytes(sys::apr_table_get(self.raw, key.as_ptr())) }
+    }
+
+    pub fn get_string(&self, key: &str) -> Option<String> {
+        let key = std::ffi::CString::new(key).ok()?;
+        // SAFETY: as get().
+        unsafe { cstr_string(sys::apr_table_get(self.raw, key.as_ptr())) }
+    }
+
+    /// Entries in insertion order, repeated keys included.
+    pub fn entries(&self) -> impl Iterator<Item = (&'r [u8], &'r [u8])> {
+        // SAFETY: apr_table_elts exposes the table's entry array.
+        let (elts, count) = unsafe {
+            let arr = &*sys::apr_table_elts(self.raw);
+            (arr.elts as *const sys::apr_table_entry_t, arr.nelts.max(0) as usize)
+        };
+        (0..count).filter_map(move |i| {
+            // SAFETY: i < nelts; entries hold pool strings (key may be NULL once deleted).
+            let e = unsafe { &*elts.add(i) };
+            let key = unsafe { cstr_bytes(e.key) }?;
+            let val = unsafe { cstr_bytes(e.val) }.unwrap_or(b"");
+            Some((key, val))
+        })
+    }
+}

@@ -1,0 +1,13 @@
+//! mod_wsgi-rs: an Apache httpd 2.4 module hosting Python WSGI applications,
+//! a drop-in replacement for mod_wsgi.
+//!
+//! - `module_record`: what Apache loads; hooks and config constructors.
+//! - `config`: directives and the configs Apache merges.
+//! - `embedded`: running a request inside Apache's child processes.
+//! - `python`: the embedded CPython and the WSGI adapter's Python half.
+//! - `ffi`: the only place that touches httpd/APR pointers.
+pub mod config;
+pub mod embedded;
+pub mod ffi;
+pub mod module_record;
+pub mod python;

@@ -1,0 +1,160 @@
+//! The module record Apache loads (`LoadModule wsgi_module …`), its config
+//! constructors, and the hooks it registers. Each `extern "C"` function here
+//! is a thin shell around safe code, run through the panic guard.
+use std::ffi::c_void;
+use std::ptr::addr_of;
+
+use crate::config::{directives::COMMANDS, DirConfig, ServerConfig};
+use crate::ffi::guard::guard;
+use crate::ffi::log::{self, Level};
+use crate::ffi::pool::Pool;
+use crate::ffi::request::Request;
+use crate::ffi::server::{self, Server};
+use crate::ffi::sys;
+use crate::python::{init, interp, tstate};
+
+/// The version reported in the server banner.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The mod_wsgi release whose behaviour we follow (`mod_wsgi.version`).
+pub const COMPAT_VERSION: (u32, u32, u32) = (6, 0, 5);
+const PYTHON_BUILD_VERSION: &str = env!("MRS_PYTHON_BUILD_VERSION");
+
+/// Apache writes into this record (index, list link, DSO handle), so it is
+/// a mutable static; only Apache touches it after load.
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+pub static mut wsgi_module: sys::module = sys::module {
+    version: sys::MRS_MMN_MAJOR,
+    minor_version: sys::MRS_MMN_MINOR,
+    module_index: -1,
+    name: c"mod_wsgi_rs.c".as_ptr(),
+    dynamic_load_handle: std::ptr::null_mut(),
+    next: std::ptr::null_mut(),
+    magic: sys::MRS_MODULE_MAGIC_COOKIE,
+    rewrite_args: None,
+    create_dir_config: Some(create_dir_config),
+    merge_dir_config: Some(merge_dir_config),
+    create_server_config: Some(create_server_config),
+    merge_server_config: Some(merge_server_config),
+    cmds: COMMANDS.0.as_ptr(),
+    register_hooks: Some(register_hooks),
+    flags: 0,
+};
+
+pub fn module_ptr() -> *const sys::module {
+    addr_of!(wsgi_module)
+}
+
+pub fn module_index() -> i32 {
+    // SAFETY: a plain read of a field Apache sets once at load time.
+    unsafe { (*addr_of!(wsgi_module)).module_index }
+}
+
+unsafe extern "C" fn create_dir_config(pool: *mut sys::apr_pool_t, _dir: *mut std::ffi::c_char) -> *mut c_void {
+    guard("create_dir_config", std::ptr::null_mut(), || Pool(pool).alloc(DirConfig::default()) as *mut c_void)
+}
+
+unsafe extern "C" fn merge_dir_config(pool: *mut sys::apr_pool_t, base: *mut c_void, add: *mut c_void) -> *mut c_void {
+    guard("merge_dir_config", std::ptr::null_mut(), || {
+        // SAFETY: both are DirConfigs made by create_dir_config or this function.
+        let merged = unsafe { DirConfig::merge(&*(base as *const DirConfig), &*(add as *const DirConfig)) };
+        Pool(pool).alloc(merged) as *mut c_void
+    })
+}
+
+unsafe extern "C" fn create_server_config(pool: *mut sys::apr_pool_t, _s: *mut sys::server_rec) -> *mut c_void {
+    guard("create_server_config", std::ptr::null_mut(), || Pool(pool).alloc(ServerConfig::default()) as *mut c_void)
+}
+
+unsafe extern "C" fn merge_server_config(pool: *mut sys::apr_pool_t, base: *mut c_void, add: *mut c_void) -> *mut c_void {
+    guard("merge_server_config", std::ptr::null_mut(), || {
+        // SAFETY: both are ServerConfigs made by create_server_config.
+        let merged = unsafe { ServerConfig::merge(&*(base as *const ServerConfig), &*(add as *const ServerConfig)) };
+        Pool(pool).alloc(merged) as *mut c_void
+    })
+}
+
+/// Hook ordering lists are kept by pointer, so they must be static.
+struct HookOrder([*const std::ffi::c_char; 2]);
+// SAFETY: pointers to static strings, never written.
+unsafe impl Sync for HookOrder {}
+/// mod_alias's translate_name runs first, so its Alias and Redirect keep
+/// working alongside ours, as with mod_wsgi.
+static AFTER_ALIAS: HookOrder = HookOrder([c"mod_alias.c".as_ptr(), std::ptr::null()]);
+
+unsafe extern "C" fn register_hooks(_pool: *mut sys::apr_pool_t) {
+    guard("register_hooks", (), || {
+        // SAFETY: registering static functions and static ordering lists.
+        unsafe {
+            sys::ap_hook_translate_name(Some(translate_name), AFTER_ALIAS.0.as_ptr(), std::ptr::null(), sys::APR_HOOK_MIDDLE as i32);
+            sys::ap_hook_post_config(Some(post_config), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE as i32);
+            sys::ap_hook_child_init(Some(child_init), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE as i32);
+            sys::ap_hook_handler(Some(handler), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE as i32);
+        }
+    })
+}
+
+unsafe extern "C" fn post_config(pconf: *mut sys::apr_pool_t, _plog: *mut sys::apr_pool_t, _ptemp: *mut sys::apr_pool_t, _s: *mut sys::server_rec) -> i32 {
+    guard("post_config", sys::OK, || {
+        server::add_version_component(Pool(pconf), &format!("mod_wsgi-rs/{VERSION}"));
+        server::add_version_component(Pool(pconf), &format!("Python/{PYTHON_BUILD_VERSION}"));
+        sys::OK
+    })
+}
+
+/// Starts Python in each new child (never in the root parent) and arranges
+/// for it to be finalised when the child exits.
+unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
+    guard("child_init", (), || start_python(Pool(pchild), Server(s)))
+}
+
+fn start_python(pchild: Pool, main: Server) {
+    let settings = &main.config().python;
+    if settings.restrict_embedded == Some(true) {
+        return;
+    }
+    if let Err(msg) = init::start(settings) {
+        log::server(main.raw(), Level::Crit, &format!("cannot initialise Python: {msg}"));
+        return;
+    }
+    let info = interp::ProcessInfo {
+        compat_version: COMPAT_VERSION,
+        apache_version: server::apache_version(),
+        description: server::server_description(),
+        mpm_name: server::mpm_name(),
+        maximum_processes: server::mpm_query(sys::AP_MPMQ_MAX_DAEMONS).unwrap_or(1).max(1),
+        threads_per_process: server::mpm_query(sys::AP_MPMQ_MAX_THREADS).unwrap_or(1).max(1),
+        restrict_stdin: settings.restrict_stdin == Some(true),
+        restrict_stdout: settings.restrict_stdout == Some(true),
+        python_path: settings.path.clone(),
+    };
+    let ready = tstate::with_gil(|py| {
+        let running = py.version_info();
+        if format!("{}.{}", running.major, running.minor) != PYTHON_BUILD_VERSION {
+            return Err(format!("this module was built for Python {PYTHON_BUILD_VERSION} but Python {}.{} was loaded", running.major, running.minor));
+        }
+        interp::create_main(py, &info).map_err(|e| {
+            e.print(py);
+            format!("cannot set up the WSGI adapter: {e}")
+        })
+    });
+    match ready {
+        Ok(()) => {
+            if log::enabled(main.raw(), Level::Debug) {
+                log::server(main.raw(), Level::Debug, &format!("Python {PYTHON_BUILD_VERSION} initialised in process {}", std::process::id()));
+            }
+        }
+        Err(msg) => log::server(main.raw(), Level::Crit, &msg),
+    }
+    pchild.on_cleanup(Box::new(init::stop));
+}
+
+unsafe extern "C" fn translate_name(r: *mut sys::request_rec) -> i32 {
+    // SAFETY: r is the live request of this hook.
+    guard("translate_name", sys::DECLINED, || crate::embedded::handler::translate_name(unsafe { Request::from_raw(r) }))
+}
+
+unsafe extern "C" fn handler(r: *mut sys::request_rec) -> i32 {
+    // SAFETY: r is the live request of this hook.
+    guard("handler", sys::HTTP_INTERNAL_SERVER_ERROR as i32, || crate::embedded::handler::handle(unsafe { Request::from_raw(r) }))
+}

@@ -1,0 +1,272 @@
+"""The Python half of mod_wsgi-rs's WSGI adapter.
+
+Run once per interpreter. The native functions it calls (_start, _write,
+_finish, _read, _readline, _sendfile, _headers_sent, _log) act on the
+request that the calling thread is serving; outside a request they raise
+RuntimeError. Everything here is plain Python so that it can run unchanged
+in any interpreter.
+"""
+import hashlib
+import io
+import os
+import stat
+import sys
+import threading
+import time
+import traceback
+import types
+
+
+class FileWrapper:
+    """wsgi.file_wrapper: regular files are sent by Apache itself."""
+
+    __slots__ = ('filelike', 'blksize')
+
+    def __init__(self, filelike, blksize=8192):
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration
+
+    def close(self):
+        close = getattr(self.filelike, 'close', None)
+        if close is not None:
+            close()
+
+
+class Input:
+    """wsgi.input: the request body, read as the app asks for it."""
+
+    __slots__ = ()
+
+    def read(self, size=-1):
+        return _read(-1 if size is None else size)
+
+    def readline(self, size=-1):
+        return _readline(-1 if size is None else size)
+
+    def readlines(self, hint=-1):
+        lines = []
+        total = 0
+        while True:
+            line = _readline(-1)
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = _readline(-1)
+        if line:
+            return line
+        raise StopIteration
+
+    def close(self):
+        pass
+
+
+class ErrorLog(io.TextIOBase):
+    """wsgi.errors, sys.stdout and sys.stderr: each complete line becomes one
+    error-log entry, tagged with the request when written on its thread."""
+
+    def __init__(self, name):
+        self._name = name
+        self._pending = threading.local()
+
+    @property
+    def name(self):
+        return self._name
+
+    @property
+    def encoding(self):
+        return 'utf-8'
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError('write() argument must be str, not %s' % type(text).__name__)
+        pending = getattr(self._pending, 'text', '')
+        *lines, rest = (pending + text).split('\n')
+        self._pending.text = rest
+        for line in lines:
+            _log(line)
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        pending = getattr(self._pending, 'text', '')
+        if pending:
+            self._pending.text = ''
+            _log(pending)
+
+
+class Restricted:
+    """Stands in for sys.stdin / sys.stdout under WSGIRestrictStdin/Stdout."""
+
+    def __init__(self, name, directive):
+        self._message = '%s access is restricted by %s On' % (name, directive)
+
+    def __getattr__(self, attr):
+        raise OSError(self._message)
+
+
+def start_response(status, headers, exc_info=None):
+    if exc_info is not None:
+        try:
+            if _headers_sent():
+                raise exc_info[1].with_traceback(exc_info[2])
+        finally:
+            exc_info = None
+        _start(status, headers, True)
+    else:
+        _start(status, headers, False)
+    return _write
+
+
+def _send_file(wrapper):
+    """The file_wrapper fast path: Apache sends a regular file from its
+    current position. False when the object is not such a file."""
+    filelike = wrapper.filelike
+    try:
+        fd = filelike.fileno()
+        position = filelike.tell()
+        info = os.fstat(fd)
+    except Exception:
+        return False
+    if not stat.S_ISREG(info.st_mode):
+        return False
+    return _sendfile(fd, position, max(info.st_size - position, 0))
+
+
+_scripts = {}
+_scripts_lock = threading.Lock()
+
+
+def _load(path, mtime, reloading):
+    """The script's module, executed again when reloading is on and the
+    file's modification time has changed."""
+    entry = _scripts.get(path)
+    if entry is not None and (not reloading or entry[1] == mtime):
+        return entry[0]
+    with _scripts_lock:
+        entry = _scripts.get(path)
+        if entry is not None and (not reloading or entry[1] == mtime):
+            return entry[0]
+        name = '_mod_wsgi_' + hashlib.md5(path.encode('utf-8', 'surrogateescape')).hexdigest()
+        module = types.ModuleType(name)
+        module.__file__ = path
+        module.__mtime__ = mtime
+        with open(path, 'rb') as f:
+            code = compile(f.read(), path, 'exec', dont_inherit=True)
+        sys.modules[name] = module
+        try:
+            exec(code, module.__dict__)
+        except BaseException:
+            sys.modules.pop(name, None)
+            _scripts.pop(path, None)
+            raise
+        _scripts[path] = (module, mtime)
+        return module
+
+
+def handle(path, mtime, reloading, callable_name, environ):
+    module = _load(path, mtime, reloading)
+    try:
+        application = getattr(module, callable_name)
+    except AttributeError:
+        raise LookupError('WSGI script %r does not contain a WSGI application %r '
+                          '(see WSGICallableObject)' % (path, callable_name)) from None
+    environ['mod_wsgi.application_start'] = time.time()
+    result = application(environ, start_response)
+    try:
+        if type(result) is not FileWrapper or not _send_file(result):
+            for data in result:
+                _write(data)
+        _finish()
+    finally:
+        close = getattr(result, 'close', None)
+        if close is not None:
+            close()
+        environ['wsgi.errors'].flush()
+
+
+def log_exception(exc, path):
+    """Writes an app's exception to the error log: a line naming the script,
+    then the traceback, one entry per line."""
+    _log('Exception occurred processing WSGI script %r.' % path)
+    for chunk in traceback.format_exception(type(exc), exc, exc.__traceback__):
+        for line in chunk.rstrip('\n').split('\n'):
+            _log(line)
+
+
+def setup(settings):
+    """Prepares this interpreter: streams, sys.path, the mod_wsgi and apache
+    modules. Returns the environ entries that are the same for every request."""
+    sys.argv = ['mod_wsgi']
+    sys.stderr = ErrorLog('<wsgi.errors>')
+    if settings['restrict_stdout']:
+        sys.stdout = Restricted('sys.stdout', 'WSGIRestrictStdout')
+    else:
+        sys.stdout = ErrorLog('<stdout>')
+    if settings['restrict_stdin']:
+        sys.stdin = Restricted('sys.stdin', 'WSGIRestrictStdin')
+
+    if settings['python_path']:
+        import site
+        before = list(sys.path)
+        for directory in settings['python_path']:
+            site.addsitedir(directory)
+        added = [p for p in sys.path if p not in before]
+        sys.path[:] = added + [p for p in sys.path if p not in added]
+
+    mod_wsgi = types.ModuleType('mod_wsgi')
+    mod_wsgi.version = settings['version']
+    mod_wsgi.process_group = ''
+    mod_wsgi.application_group = ''
+    mod_wsgi.maximum_processes = settings['maximum_processes']
+    mod_wsgi.threads_per_process = settings['threads_per_process']
+    mod_wsgi.FileWrapper = FileWrapper
+    sys.modules['mod_wsgi'] = mod_wsgi
+
+    apache = types.ModuleType('apache')
+    apache.version = settings['apache_version']
+    apache.description = settings['description']
+    apache.mpm_name = settings['mpm_name']
+    apache.maximum_processes = settings['maximum_processes']
+    apache.threads_per_process = settings['threads_per_process']
+    sys.modules['apache'] = apache
+
+    return {
+        'wsgi.version': (1, 0),
+        'wsgi.multithread': settings['threads_per_process'] > 1,
+        'wsgi.multiprocess': settings['maximum_processes'] > 1,
+        'wsgi.run_once': False,
+        'wsgi.input': Input(),
+        'wsgi.input_terminated': True,
+        'wsgi.errors': ErrorLog('<wsgi.errors>'),
+        'wsgi.file_wrapper': FileWrapper,
+        'mod_wsgi.version': settings['version'],
+        'apache.version': settings['apache_version'],
+        'mod_wsgi.process_group': '',
+        'mod_wsgi.request_handler': 'wsgi-script',
+        'mod_wsgi.handler_script': '',
+        'mod_wsgi.queue_start': 0.0,
+        'mod_wsgi.daemon_start': 0.0,
+    }

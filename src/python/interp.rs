@@ -1,0 +1,106 @@
+//! Per-interpreter state: the adapter's functions and the environ entries
+//! that never change. Everything a request needs from Python is reached
+//! through an [`Interpreter`], never through process-wide pyo3 caches, so
+//! that sub-interpreters can each get their own later.
+use std::ffi::CString;
+use std::sync::OnceLock;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyModule, PyString, PyTuple};
+
+use super::native;
+
+/// Facts about this process that the adapter's setup publishes to Python.
+pub struct ProcessInfo {
+    pub compat_version: (u32, u32, u32),
+    pub apache_version: (u32, u32, u32),
+    pub description: String,
+    pub mpm_name: String,
+    pub maximum_processes: i32,
+    pub threads_per_process: i32,
+    pub restrict_stdin: bool,
+    pub restrict_stdout: bool,
+    pub python_path: Vec<String>,
+}
+
+pub struct Interpreter {
+    handle: Py<PyAny>,
+    log_exception: Py<PyAny>,
+    base_environ: Py<PyDict>,
+}
+
+/// Only the main interpreter exists for now: every application group runs
+/// in it (as with `WSGIApplicationGroup %{GLOBAL}`).
+static MAIN: OnceLock<Interpreter> = OnceLock::new();
+
+const ADAPTER_SOURCE: &str = include_str!("adapter.py");
+const ADAPTER_MODULE: &str = "_mod_wsgi_rs";
+
+impl Interpreter {
+    /// Loads the adapter into the current interpreter and runs its setup.
+    fn create(py: Python<'_>, info: &ProcessInfo) -> PyResult<Interpreter> {
+        let module = PyModule::new(py, ADAPTER_MODULE)?;
+        native::register(&module)?;
+        py.import("sys")?.getattr("modules")?.set_item(ADAPTER_MODULE, &module)?;
+        let source = CString::new(ADAPTER_SOURCE).expect("adapter source has no NUL");
+        py.run(&source, Some(&module.dict()), None)?;
+
+        let settings = PyDict::new(py);
+        settings.set_item("version", info.compat_version)?;
+        settings.set_item("apache_version", info.apache_version)?;
+        settings.set_item("description", &info.description)?;
+        settings.set_item("mpm_name", &info.mpm_name)?;
+        settings.set_item("maximum_processes", info.maximum_processes)?;
+        settings.set_item("threads_per_process", info.threads_per_process)?;
+        settings.set_item("restrict_stdin", info.restrict_stdin)?;
+        settings.set_item("restrict_stdout", info.restrict_stdout)?;
+        settings.set_item("python_path", PyList::new(py, &info.python_path)?)?;
+        let base = module.getattr("setup")?.call1((settings,))?.cast_into::<PyDict>()?;
+
+        Ok(Interpreter {
+            handle: module.getattr("handle")?.unbind(),
+            log_exception: module.getattr("log_exception")?.unbind(),
+            base_environ: base.unbind(),
+        })
+    }
+
+    /// A fresh environ holding the entries shared by every request.
+    pub fn new_environ<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.base_environ.bind(py).copy()
+    }
+
+    /// Runs the app in `script` for the current request.
+    pub fn handle(&self, py: Python<'_>, script: &str, mtime: i64, reloading: bool, callable: &str, environ: Bound<'_, PyDict>) -> PyResult<()> {
+        let args = PyTuple::new(py, [
+            PyString::new(py, script).into_any(),
+            mtime.into_pyobject(py)?.into_any(),
+            pyo3::types::PyBool::new(py, reloading).to_owned().into_any(),
+            PyString::new(py, callable).into_any(),
+            environ.into_any(),
+        ])?;
+        self.handle.bind(py).call1(args)?;
+        Ok(())
+    }
+
+    /// Logs an app's exception, with its traceback, to the error log.
+    pub fn log_exception(&self, py: Python<'_>, err: PyErr, script: &str) {
+        let exc = err.into_value(py);
+        if let Err(e) = self.log_exception.bind(py).call1((exc, script)) {
+            // The logger itself failed: fall back to Python's own printing.
+            e.print(py);
+        }
+    }
+}
+
+/// Sets up the main interpreter; called once per child after Python starts.
+pub fn create_main(py: Python<'_>, info: &ProcessInfo) -> PyResult<()> {
+    let interp = Interpreter::create(py, info)?;
+    let _ = MAIN.set(interp);
+    Ok(())
+}
+
+/// The interpreter for an application group. Until sub-interpreters are
+/// supported every group maps to the main interpreter.
+pub fn for_group(_group: &str) -> Option<&'static Interpreter> {
+    MAIN.get()
+}

@@ -1,0 +1,115 @@
+//! The native functions the adapter (adapter.py) calls. Each acts on the
+//! request the calling thread is serving (see embedded::request_io).
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyModule, PyString};
+
+use crate::embedded::request_io::{self, IoError};
+use crate::ffi::log::Level;
+use wsgi_core::response::StartError;
+
+fn to_py(err: IoError) -> PyErr {
+    let msg = err.to_string();
+    match err {
+        IoError::NoRequest | IoError::NotStarted | IoError::Start(StartError::AlreadyStarted) => PyRuntimeError::new_err(msg),
+        IoError::Start(StartError::Invalid(_)) => PyValueError::new_err(msg),
+        IoError::ClientGone | IoError::ReadFailed => PyOSError::new_err(msg),
+    }
+}
+
+/// A header name or value as bytes: str of code points below 256 (PEP 3333).
+fn latin1(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+    let s = value
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err(format!("response header {what} must be str, not {}", type_name(value))))?;
+    s.to_cow()?
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).map_err(|_| PyValueError::new_err(format!("response header {what} {s} is not latin-1 encodable"))))
+        .collect()
+}
+
+fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+}
+
+#[pyfunction]
+fn _start(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, replace: bool) -> PyResult<()> {
+    let status = status
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err(format!("status must be str, not {}", type_name(status))))?
+        .to_str()?
+        .to_string();
+    let list = headers
+        .cast::<pyo3::types::PyList>()
+        .map_err(|_| PyTypeError::new_err(format!("response headers must be a list, not {}", type_name(headers))))?;
+    let mut copied = Vec::with_capacity(list.len());
+    for item in list.iter() {
+        let pair = item
+            .cast::<pyo3::types::PyTuple>()
+            .ok()
+            .filter(|t| t.len() == 2)
+            .ok_or_else(|| PyTypeError::new_err(format!("each response header must be a (name, value) tuple, not {item}")))?;
+        copied.push((latin1(&pair.get_item(0)?, "name")?, latin1(&pair.get_item(1)?, "value")?));
+    }
+    request_io::with_current(|io| io.start(&status, copied, replace)).map_err(to_py)
+}
+
+#[pyfunction]
+fn _write(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    let bytes = data.cast::<PyBytes>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "response body items must be bytes, not {}; bytes were expected (encode text first, e.g. body.encode('utf-8'))",
+            type_name(data)
+        ))
+    })?;
+    request_io::with_current(|io| io.write(py, bytes.as_bytes())).map_err(to_py)
+}
+
+#[pyfunction]
+fn _finish() -> PyResult<()> {
+    request_io::with_current(|io| io.finish()).map_err(to_py)
+}
+
+#[pyfunction]
+fn _headers_sent() -> PyResult<bool> {
+    request_io::with_current(|io| Ok(io.headers_sent())).map_err(to_py)
+}
+
+#[pyfunction]
+fn _sendfile(py: Python<'_>, fd: i32, offset: u64, length: u64) -> PyResult<bool> {
+    request_io::with_current(|io| io.send_file(py, fd, offset, length)).map_err(to_py)
+}
+
+fn read_impl<'py>(py: Python<'py>, size: isize, line: bool) -> PyResult<Bound<'py, PyBytes>> {
+    let size = usize::try_from(size).ok();
+    let data = request_io::with_current(|io| io.read(py, size, line)).map_err(to_py)?;
+    Ok(PyBytes::new(py, &data))
+}
+
+#[pyfunction]
+fn _read(py: Python<'_>, size: isize) -> PyResult<Bound<'_, PyBytes>> {
+    read_impl(py, size, false)
+}
+
+#[pyfunction]
+fn _readline(py: Python<'_>, size: isize) -> PyResult<Bound<'_, PyBytes>> {
+    read_impl(py, size, true)
+}
+
+#[pyfunction]
+fn _log(line: &str) {
+    request_io::log_line(Level::Err, line);
+}
+
+/// Adds the native functions to the adapter's namespace.
+pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_function(wrap_pyfunction!(_start, module)?)?;
+    module.add_function(wrap_pyfunction!(_write, module)?)?;
+    module.add_function(wrap_pyfunction!(_finish, module)?)?;
+    module.add_function(wrap_pyfunction!(_headers_sent, module)?)?;
+    module.add_function(wrap_pyfunction!(_sendfile, module)?)?;
+    module.add_function(wrap_pyfunction!(_read, module)?)?;
+    module.add_function(wrap_pyfunction!(_readline, module)?)?;
+    module.add_function(wrap_pyfunction!(_log, module)?)?;
+    Ok(())
+}

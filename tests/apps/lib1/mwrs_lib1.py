@@ -1,0 +1,1 @@
+VALUE = 'lib1-value'

@@ -1,0 +1,1 @@
+VALUE = 'lib2-value'

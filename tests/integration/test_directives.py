@@ -1,0 +1,363 @@
+"""Directives that select, map and configure the application, checked over
+HTTP under event and prefork."""
+import pytest
+
+import harness
+from harness import Apache
+
+CONFIG = r"""
+SetEnv MWRS_GROUP env-group-name
+
+# File target, directory target, regex target.
+WSGIScriptAlias /app {apps}/environ.wsgi
+WSGIScriptAlias /scripts/ {apps}/dir/
+WSGIScriptAliasMatch ^/m/([^/]+) {apps}/dir/$1.wsgi
+WSGIScriptAlias /missing {apps}/does-not-exist.wsgi
+
+# Callable selection.
+WSGIScriptAlias /callable-default {apps}/callable.wsgi
+WSGIScriptAlias /callable-other {apps}/callable.wsgi
+<Location /callable-other>
+    WSGICallableObject other
+</Location>
+WSGIScriptAlias /callable-opt {apps}/callable.wsgi callable-object=other
+
+# Application groups.
+WSGIScriptAlias /ag-global {apps}/environ.wsgi
+WSGIScriptAlias /ag-server {apps}/environ.wsgi
+WSGIScriptAlias /ag-host {apps}/environ.wsgi
+WSGIScriptAlias /ag-resource {apps}/environ.wsgi
+WSGIScriptAlias /ag-env {apps}/environ.wsgi
+WSGIScriptAlias /ag-literal {apps}/environ.wsgi
+WSGIScriptAlias /ag-opt {apps}/environ.wsgi application-group=%{GLOBAL}
+<Location /ag-global>
+    WSGIApplicationGroup %{GLOBAL}
+</Location>
+<Location /ag-server>
+    WSGIApplicationGroup %{SERVER}
+</Location>
+<Location /ag-host>
+    WSGIApplicationGroup %{HOST}
+</Location>
+<Location /ag-resource>
+    WSGIApplicationGroup %{RESOURCE}
+</Location>
+<Location /ag-env>
+    WSGIApplicationGroup %{ENV:MWRS_GROUP}
+</Location>
+<Location /ag-literal>
+    WSGIApplicationGroup literal-group
+</Location>
+
+# Authorization header.
+WSGIScriptAlias /auth-on {apps}/environ.wsgi
+WSGIScriptAlias /auth-off {apps}/environ.wsgi
+WSGIScriptAlias /auth-default {apps}/environ.wsgi
+WSGIScriptAlias /auth-opt {apps}/environ.wsgi pass-authorization=On
+<Location /auth-on>
+    WSGIPassAuthorization On
+</Location>
+<Location /auth-off>
+    WSGIPassAuthorization Off
+</Location>
+
+# Chunked request bodies.
+WSGIScriptAlias /chunk-on {apps}/echo.wsgi
+WSGIScriptAlias /chunk-off {apps}/echo.wsgi
+<Location /chunk-on>
+    WSGIChunkedRequest On
+</Location>
+<Location /chunk-off>
+    WSGIChunkedRequest Off
+</Location>
+
+# HEAD mapping.
+WSGIScriptAlias /head-on {apps}/environ.wsgi
+WSGIScriptAlias /head-off {apps}/environ.wsgi
+WSGIScriptAlias /head-default {apps}/environ.wsgi
+WSGIScriptAlias /head-auto-deflate {apps}/environ.wsgi
+<Location /head-on>
+    WSGIMapHEADToGET On
+</Location>
+<Location /head-off>
+    WSGIMapHEADToGET Off
+</Location>
+<Location /head-auto-deflate>
+    WSGIMapHEADToGET Auto
+    SetOutputFilter DEFLATE
+</Location>
+
+# Accepted, no effect in embedded mode.
+WSGIScriptAlias /errover {apps}/environ.wsgi
+<Location /errover>
+    WSGIErrorOverride On
+</Location>
+
+# Handlers outside WSGIScriptAlias.
+Alias /hx {apps}/handler
+Alias /hn {apps}/handler_noexec
+Alias /sh {apps}/sethandler
+Alias /shn {apps}/handler_noexec
+<Directory {apps}/handler>
+    Options +ExecCGI
+    AddHandler wsgi-script .wsgi
+</Directory>
+<Directory {apps}/handler_noexec>
+    Options None
+    AddHandler wsgi-script .wsgi
+</Directory>
+<Directory {apps}/sethandler>
+    Options +ExecCGI
+    SetHandler wsgi-script
+</Directory>
+<Location /shn>
+    SetHandler wsgi-script
+</Location>
+
+# A name-based virtual host mounting an application at the root; the first
+# vhost is the default one and inherits the main server's aliases.
+<VirtualHost *:{port}>
+    ServerName 127.0.0.1
+</VirtualHost>
+<VirtualHost *:{port}>
+    ServerName rootmount.test
+    WSGIScriptAlias / {apps}/environ.wsgi
+</VirtualHost>
+"""
+
+
+@pytest.fixture(scope='module', params=['event', 'prefork'])
+def server(request):
+    with Apache(request.param, CONFIG, modules=['deflate'], name='directives') as a:
+        yield a
+
+
+def env_of(server, path, **kw):
+    r = server.get(path, **kw)
+    assert r.status == 200, (path, r.raw[:1500])
+    return r.json()['environ']
+
+
+def test_config_test_passes(server):
+    rc, out = server.config_test()
+    assert rc == 0, out
+    assert 'Syntax OK' in out
+
+
+# -- WSGIScriptAlias / WSGIScriptAliasMatch -----------------------------------
+
+@pytest.mark.parametrize('path,script_name,path_info', [
+    ('/app', '/app', ''),
+    ('/app/', '/app', '/'),
+    ('/app/x/y', '/app', '/x/y'),
+    ('/app/x/y/', '/app', '/x/y/'),
+])
+def test_file_target(server, path, script_name, path_info):
+    env = env_of(server, path)
+    assert env['SCRIPT_NAME'] == script_name
+    assert env['PATH_INFO'] == path_info
+    assert env['SCRIPT_FILENAME'] == server.apps + '/environ.wsgi'
+
+
+def test_alias_matches_whole_segments_only(server):
+    # /apple must not be served by the /app mount.
+    r = server.get('/apple')
+    assert r.status == 404
+
+
+@pytest.mark.parametrize('path,script,script_name,path_info', [
+    ('/scripts/a.wsgi/extra', 'a.wsgi', '/scripts/a.wsgi', '/extra'),
+    ('/scripts/a.wsgi/extra/more', 'a.wsgi', '/scripts/a.wsgi', '/extra/more'),
+    ('/scripts/b.wsgi', 'b.wsgi', '/scripts/b.wsgi', ''),
+])
+def test_directory_target(server, path, script, script_name, path_info):
+    r = server.get(path)
+    assert r.status == 200, r.raw[:1000]
+    out = r.json()
+    assert out['SCRIPT_NAME'] == script_name
+    assert out['PATH_INFO'] == path_info
+    assert out['SCRIPT_FILENAME'] == server.apps + '/dir/' + script
+
+
+@pytest.mark.parametrize('path,script,script_name,path_info', [
+    ('/m/a/extra', 'a.wsgi', '/m/a', '/extra'),
+    ('/m/b', 'b.wsgi', '/m/b', ''),
+    ('/m/b/', 'b.wsgi', '/m/b', '/'),
+])
+def test_alias_match(server, path, script, script_name, path_info):
+    r = server.get(path)
+    assert r.status == 200, r.raw[:1000]
+    out = r.json()
+    assert out['SCRIPT_NAME'] == script_name
+    assert out['PATH_INFO'] == path_info
+    assert out['SCRIPT_FILENAME'] == server.apps + '/dir/' + script
+
+
+@pytest.mark.parametrize('path', ['/missing', '/missing/x', '/scripts/nope.wsgi',
+                                  '/m/nope', '/hx/nope.wsgi'])
+def test_missing_script_404(server, path):
+    assert server.get(path).status == 404
+
+
+def test_root_mount(server):
+    host = 'rootmount.test:%d' % server.port
+    env = env_of(server, '/', headers=[('Host', host)])
+    assert env['SCRIPT_NAME'] == ''
+    assert env['PATH_INFO'] == '/'
+    env = env_of(server, '/foo/bar?z=1', headers=[('Host', host)])
+    assert env['SCRIPT_NAME'] == ''
+    assert env['PATH_INFO'] == '/foo/bar'
+    assert env['QUERY_STRING'] == 'z=1'
+    assert env['SERVER_NAME'] == 'rootmount.test'
+
+
+# -- handlers -------------------------------------------------------------------
+
+def test_addhandler_with_execcgi(server):
+    r = server.get('/hx/h.wsgi/more')
+    assert r.status == 200, r.raw[:1000]
+    out = r.json()
+    assert out['SCRIPT_NAME'] == '/hx/h.wsgi'
+    assert out['PATH_INFO'] == '/more'
+    assert out['SCRIPT_FILENAME'] == server.apps + '/handler/h.wsgi'
+    assert out['mod_wsgi.request_handler'] == 'wsgi-script'
+
+
+def test_addhandler_without_execcgi_forbidden(server):
+    r = server.get('/hn/h.wsgi')
+    assert r.status == 403
+    assert b'SCRIPT_NAME' not in r.raw
+
+
+def test_sethandler_with_execcgi(server):
+    r = server.get('/sh/s.wsgi')
+    assert r.status == 200, r.raw[:1000]
+    out = r.json()
+    assert out['SCRIPT_NAME'] == '/sh/s.wsgi'
+    assert out['SCRIPT_FILENAME'] == server.apps + '/sethandler/s.wsgi'
+
+
+def test_sethandler_without_execcgi_forbidden(server):
+    r = server.get('/shn/h.wsgi')
+    assert r.status == 403
+    assert b'SCRIPT_NAME' not in r.raw
+
+
+# -- WSGICallableObject -----------------------------------------------------------
+
+def test_callable_default(server):
+    r = server.get('/callable-default')
+    assert r.status == 200 and r.body == b'callable=application'
+
+
+def test_callable_object_directive(server):
+    r = server.get('/callable-other')
+    assert r.status == 200 and r.body == b'callable=other:other'
+
+
+def test_callable_object_alias_option(server):
+    r = server.get('/callable-opt')
+    assert r.status == 200 and r.body == b'callable=other:other'
+
+
+# -- WSGIApplicationGroup -----------------------------------------------------------
+
+def test_application_groups(server):
+    port = server.port
+    cases = [
+        ('/ag-global', None, ''),
+        ('/ag-opt', None, ''),
+        ('/ag-server', None, '127.0.0.1:%d' % port),
+        ('/ag-host', 'example.test:%d' % port, 'example.test:%d' % port),
+        ('/ag-resource', None, '127.0.0.1:%d|/ag-resource' % port),
+        ('/ag-env', None, 'env-group-name'),
+        ('/ag-literal', None, 'literal-group'),
+        ('/app', None, '127.0.0.1:%d|/app' % port),   # default is %{RESOURCE}
+    ]
+    got = {}
+    for path, host, _ in cases:
+        headers = [('Host', host)] if host else None
+        got[path] = env_of(server, path, headers=headers)['mod_wsgi.application_group']
+    assert got == {path: expected for path, _, expected in cases}
+
+
+# -- WSGIPassAuthorization -------------------------------------------------------------
+
+AUTH = 'Basic dXNlcjpwYXNzd29yZA=='
+
+
+@pytest.mark.parametrize('path,present', [('/auth-on', True), ('/auth-opt', True),
+                                          ('/auth-off', False), ('/auth-default', False)])
+def test_pass_authorization(server, path, present):
+    env = env_of(server, path, headers=[('Authorization', AUTH)])
+    if present:
+        assert env.get('HTTP_AUTHORIZATION') == AUTH
+    else:
+        assert 'HTTP_AUTHORIZATION' not in env
+        assert AUTH not in env.values()
+
+
+# -- WSGIChunkedRequest ------------------------------------------------------------------
+
+def _chunked(server, path, body):
+    data = harness.build_request('POST', path, headers=[('Transfer-Encoding', 'chunked')],
+                                 port=server.port) + harness.chunk_encode(body, [3, 10, 1000])
+    return harness.Response(server.raw(data))
+
+
+def test_chunked_request_off_gives_411(server):
+    r = _chunked(server, '/chunk-off?mode=read', b'hello chunked world\n' * 50)
+    assert r.status == 411
+    assert b'"sha256"' not in r.raw
+
+
+def test_chunked_request_on_reads_body(server):
+    import hashlib
+    body = b'hello chunked world\n' * 500
+    r = _chunked(server, '/chunk-on?mode=read', body)
+    assert r.status == 200, r.raw[:1000]
+    out = r.json()
+    assert out['len'] == len(body)
+    assert out['sha256'] == hashlib.sha256(body).hexdigest()
+    assert out['input_terminated'] is True
+
+
+def test_unknown_transfer_encoding_rejected(server):
+    data = harness.build_request('POST', '/chunk-on?mode=read',
+                                 headers=[('Transfer-Encoding', 'gzip')], port=server.port) + b'xx'
+    r = harness.Response(server.raw(data))
+    assert r.status in (400, 501)
+    assert b'"sha256"' not in r.raw
+
+
+# -- WSGIMapHEADToGET ----------------------------------------------------------------------
+
+def _head(server, path):
+    raw = server.raw(harness.build_request('HEAD', path, port=server.port))
+    return harness.Response(raw, 'HEAD')
+
+
+@pytest.mark.parametrize('path,method', [
+    ('/head-on', 'GET'),
+    ('/head-off', 'HEAD'),
+    ('/head-default', 'HEAD'),          # Auto, no content filter
+    ('/head-auto-deflate', 'GET'),      # Auto with a content filter
+])
+def test_map_head_to_get(server, path, method):
+    r = _head(server, path)
+    assert r.status == 200
+    assert r.header('X-Method') == method
+    assert r.rest == b''                 # HEAD responses never carry a body
+
+
+def test_get_still_get(server):
+    r = server.get('/head-on')
+    assert r.header('X-Method') == 'GET'
+    assert r.json()['environ']['REQUEST_METHOD'] == 'GET'
+
+
+# -- WSGIErrorOverride -----------------------------------------------------------------------
+
+def test_error_override_accepted(server):
+    env = env_of(server, '/errover')
+    assert env['SCRIPT_NAME'] == '/errover'

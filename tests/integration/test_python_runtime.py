@@ -1,0 +1,159 @@
+"""The embedded Python runtime: where it runs and how the WSGIPython*
+directives configure it."""
+import os
+import subprocess
+
+import pytest
+
+import harness
+from harness import Apache
+
+CONFIGURED = r"""
+WSGIPythonHome {venv}
+WSGIPythonPath {apps}/lib1:{apps}/lib2
+WSGIPythonOptimize 1
+WSGIPythonHashSeed 0
+WSGIDontWriteBytecode On
+WSGIPythonWarnings ignore::DeprecationWarning
+WSGIScriptAlias /env {apps}/environ.wsgi
+WSGIScriptAlias /import {apps}/importer.wsgi
+"""
+
+DEFAULTS = r"""
+WSGIPythonHashSeed random
+WSGIScriptAlias /env {apps}/environ.wsgi
+WSGIScriptAlias /import {apps}/importer.wsgi
+"""
+
+
+def seed0_hash():
+    out = subprocess.run([harness.SYSTEM_PYTHON, '-c', "print(hash('mwrs-hash-probe'))"],
+                         env={'PYTHONHASHSEED': '0', 'PATH': '/usr/bin:/bin'},
+                         stdout=subprocess.PIPE, check=True)
+    return int(out.stdout)
+
+
+@pytest.fixture(scope='module', params=['event', 'prefork'])
+def configured(request):
+    with Apache(request.param, CONFIGURED, name='pyconf',
+                pre_start=lambda a: a.make_venv()) as a:
+        yield a
+
+
+@pytest.fixture(scope='module', params=['event', 'prefork'])
+def defaults(request):
+    with Apache(request.param, DEFAULTS, name='pydef') as a:
+        yield a
+
+
+def info(server, path='/env'):
+    r = server.get(path)
+    assert r.status == 200, r.raw[:2000]
+    return r.json()
+
+
+# -- process placement ------------------------------------------------------------
+
+def check_child_not_parent(server):
+    parent = server.read_pidfile()
+    assert parent is not None
+    children = server.child_pids()
+    for _ in range(4):
+        proc = info(server)['process']
+        assert proc['pid'] != parent
+        assert proc['ppid'] == parent
+        assert proc['pid'] in children or proc['pid'] in server.child_pids()
+        assert proc['uid'] == harness.WWW_UID
+        assert proc['euid'] == harness.WWW_UID
+        assert proc['gid'] == harness.WWW_GID
+
+
+def test_python_runs_in_child_not_parent(defaults):
+    check_child_not_parent(defaults)
+
+
+def test_python_runs_in_child_not_parent_with_home(configured):
+    check_child_not_parent(configured)
+
+
+def test_parent_runs_as_root_children_as_www_data(defaults):
+    parent = defaults.read_pidfile()
+    with open('/proc/%d/status' % parent) as f:
+        uids = [l for l in f if l.startswith('Uid:')][0].split()[1:]
+    assert uids[0] == '0'
+    for pid in defaults.child_pids():
+        with open('/proc/%d/status' % pid) as f:
+            uids = [l for l in f if l.startswith('Uid:')][0].split()[1:]
+        assert uids[0] == str(harness.WWW_UID)
+
+
+# -- WSGIPythonHome -----------------------------------------------------------------
+
+def test_python_home_venv(configured):
+    py = info(configured)['python']
+    assert py['prefix'] == configured.venv
+    assert py['base_prefix'] == '/usr'
+    assert py['version'][:2] == [3, 11]
+
+
+def test_no_python_home_uses_system_prefix(defaults):
+    py = info(defaults)['python']
+    assert py['prefix'] == '/usr'
+    assert py['base_prefix'] == '/usr'
+
+
+# -- WSGIPythonPath -------------------------------------------------------------------
+
+def test_python_path_front_and_importable(configured):
+    out = info(configured, '/import')
+    lib1 = os.path.join(configured.apps, 'lib1')
+    lib2 = os.path.join(configured.apps, 'lib2')
+    assert out['path'][:2] == [lib1, lib2]
+    assert out['mwrs_lib1'] == 'lib1-value'
+    assert out['mwrs_lib2'] == 'lib2-value'
+    assert out['mwrs_lib1_file'] == os.path.join(lib1, 'mwrs_lib1.py')
+    assert out['mwrs_lib2_file'] == os.path.join(lib2, 'mwrs_lib2.py')
+
+
+def test_no_python_path_not_importable(defaults):
+    out = info(defaults, '/import')
+    assert out['mwrs_lib1'].startswith('ERROR ModuleNotFoundError')
+    assert not [p for p in out['path'] if p.startswith(defaults.apps + '/lib')]
+
+
+# -- flags ----------------------------------------------------------------------------
+
+def test_optimize_1(configured):
+    py = info(configured)['python']
+    assert py['optimize'] == 1
+    assert py['debug'] is False
+
+
+def test_hash_seed_0(configured):
+    py = info(configured)['python']
+    assert py['hash_randomization'] == 0
+    assert py['hash_probe'] == seed0_hash()
+
+
+def test_dont_write_bytecode(configured):
+    py = info(configured)['python']
+    assert py['dont_write_bytecode'] is True
+
+
+def test_warnings_option(configured):
+    py = info(configured)['python']
+    assert 'ignore::DeprecationWarning' in py['warnoptions']
+
+
+def test_defaults(defaults):
+    py = info(defaults)['python']
+    assert py['optimize'] == 0
+    assert py['debug'] is True
+    assert py['dont_write_bytecode'] is False
+    assert 'ignore::DeprecationWarning' not in py['warnoptions']
+
+
+def test_hash_seed_random(defaults):
+    py = info(defaults)['python']
+    assert py['hash_randomization'] == 1
+    assert py['hash_probe'] != seed0_hash()
