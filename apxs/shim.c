@@ -6,19 +6,20 @@ void mrs_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b)
     APR_BRIGADE_INSERT_TAIL(bb, b);
 }
 
-/* The ap_log_*error macros fill in file, line and module index; we pass our
- * own module index so "LogLevel wsgi:debug" applies, and always "%s" so that
- * a '%' in a message is never read as a format directive. */
-void mrs_log_rerror(int module_index, int level, apr_status_t status,
-                    const request_rec *r, const char *msg)
+/* The ap_log_*error macros fill in file, line and module index; the Rust
+ * caller passes its own, so "LogLevel wsgi:debug" applies and debug lines
+ * name the Rust source. The message always goes through "%s" so that a '%'
+ * in it is never read as a format directive. */
+void mrs_log_rerror(const char *file, int line, int module_index, int level,
+                    apr_status_t status, const request_rec *r, const char *msg)
 {
-    ap_log_rerror_(__FILE__, __LINE__, module_index, level, status, r, "%s", msg);
+    ap_log_rerror_(file, line, module_index, level, status, r, "%s", msg);
 }
 
-void mrs_log_error(int module_index, int level, apr_status_t status,
-                   const server_rec *s, const char *msg)
+void mrs_log_error(const char *file, int line, int module_index, int level,
+                   apr_status_t status, const server_rec *s, const char *msg)
 {
-    ap_log_error_(__FILE__, __LINE__, module_index, level, status, s, "%s", msg);
+    ap_log_error_(file, line, module_index, level, status, s, "%s", msg);
 }
 
 int mrs_log_is_enabled(int module_index, int level, const server_rec *s)

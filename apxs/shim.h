@@ -7,10 +7,10 @@
 #include <apr_buckets.h>
 
 void mrs_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b);
-void mrs_log_rerror(int module_index, int level, apr_status_t status,
-                    const request_rec *r, const char *msg);
-void mrs_log_error(int module_index, int level, apr_status_t status,
-                   const server_rec *s, const char *msg);
+void mrs_log_rerror(const char *file, int line, int module_index, int level,
+                    apr_status_t status, const request_rec *r, const char *msg);
+void mrs_log_error(const char *file, int line, int module_index, int level,
+                   apr_status_t status, const server_rec *s, const char *msg);
 int mrs_log_is_enabled(int module_index, int level, const server_rec *s);
 void *mrs_get_module_config(const ap_conf_vector_t *cv, const module *m);
 void mrs_set_module_config(ap_conf_vector_t *cv, const module *m, void *val);

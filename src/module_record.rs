@@ -94,12 +94,27 @@ unsafe extern "C" fn register_hooks(_pool: *mut sys::apr_pool_t) {
     })
 }
 
-unsafe extern "C" fn post_config(pconf: *mut sys::apr_pool_t, _plog: *mut sys::apr_pool_t, _ptemp: *mut sys::apr_pool_t, _s: *mut sys::server_rec) -> i32 {
+unsafe extern "C" fn post_config(pconf: *mut sys::apr_pool_t, _plog: *mut sys::apr_pool_t, _ptemp: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> i32 {
     guard("post_config", sys::OK, || {
         server::add_version_component(Pool(pconf), &format!("mod_wsgi-rs/{VERSION}"));
         server::add_version_component(Pool(pconf), &format!("Python/{PYTHON_BUILD_VERSION}"));
+        if !server::is_preflight_pass() {
+            warn_ignored_directives(Server(s));
+        }
         sys::OK
     })
+}
+
+fn warn_ignored_directives(main: Server) {
+    let mut warned: Vec<&str> = Vec::new();
+    for server in main.with_virtual_hosts() {
+        for name in &server.config().ignored {
+            if !warned.contains(name) {
+                warned.push(name);
+                log::server(main.raw(), Level::Warning, &format!("{name} is accepted for compatibility but has no effect in mod_wsgi-rs {VERSION} (see docs/directives.md)"));
+            }
+        }
+    }
 }
 
 /// Starts Python in each new child (never in the root parent) and arranges
@@ -127,6 +142,8 @@ fn start_python(pchild: Pool, main: Server) {
         restrict_stdin: settings.restrict_stdin == Some(true),
         restrict_stdout: settings.restrict_stdout == Some(true),
         python_path: settings.path.clone(),
+        switch_interval: settings.switch_interval,
+        python_eggs: settings.python_eggs.clone(),
     };
     let ready = tstate::with_gil(|py| {
         let running = py.version_info();
@@ -146,7 +163,9 @@ fn start_python(pchild: Pool, main: Server) {
         }
         Err(msg) => log::server(main.raw(), Level::Crit, &msg),
     }
-    pchild.on_cleanup(Box::new(init::stop));
+    if settings.destroy_interpreter != Some(false) {
+        pchild.on_cleanup(Box::new(init::stop));
+    }
 }
 
 unsafe extern "C" fn translate_name(r: *mut sys::request_rec) -> i32 {

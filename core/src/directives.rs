@@ -175,6 +175,14 @@ pub fn parse_alias_options(directive: &str, options: &[&str]) -> Result<AliasOpt
     Ok(parsed)
 }
 
+/// `WSGISwitchInterval`: seconds, a number above zero.
+pub fn parse_switch_interval(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds.is_finite() => Ok(seconds),
+        _ => Err(format!("WSGISwitchInterval must be a number of seconds above 0, such as 0.005, not '{value}'")),
+    }
+}
+
 /// `WSGIPythonHome`: `prefix[:exec_prefix]`; only the prefix selects the home.
 pub fn parse_python_home(value: &str) -> Result<String, String> {
     let prefix = value.split(':').next().unwrap_or("");
@@ -251,6 +259,14 @@ mod tests {
         assert!(err.contains("WSGIScriptAlias") && err.contains("bogus-option"), "{err}");
         assert!(parse_alias_options("WSGIScriptAlias", &["noequals"]).is_err());
         assert!(parse_alias_options("WSGIScriptAlias", &["pass-authorization=maybe"]).is_err());
+    }
+
+    #[test]
+    fn switch_interval() {
+        assert_eq!(parse_switch_interval("0.005"), Ok(0.005));
+        for bad in ["0", "-1", "abc", "inf", ""] {
+            assert!(parse_switch_interval(bad).unwrap_err().contains("WSGISwitchInterval"), "{bad}");
+        }
     }
 
     #[test]

@@ -32,6 +32,13 @@ pub const DIRECTIVES: &[Directive] = &[
     directive!(c"WSGIPythonHashSeed", Global, Take1(python_hash_seed), c"random or an integer 0-4294967295: Python's hash seed"),
     directive!(c"WSGIDontWriteBytecode", Global, Flag(|cmd, on| set_python(cmd, |p| p.dont_write_bytecode = Some(on))), c"On|Off: do not write .pyc files"),
     directive!(c"WSGIPythonWarnings", Global, Take1(python_warnings), c"a warnings filter, as for python -W (repeatable)"),
+    directive!(c"WSGIPythonEggs", Global, Take1(|cmd, v| set_python(cmd, |p| p.python_eggs = Some(v.to_string()))), c"directory for PYTHON_EGG_CACHE"),
+    directive!(c"WSGIDestroyInterpreter", Global, Flag(|cmd, on| set_python(cmd, |p| p.destroy_interpreter = Some(on))), c"On|Off: finalise Python when a process exits"),
+    directive!(c"WSGISwitchInterval", Global, Take1(switch_interval), c"seconds (> 0): Python's thread switch interval"),
+    directive!(c"WSGIVerboseDebugging", Global, Flag(ignored), c"no effect; use LogLevel wsgi:debug"),
+    directive!(c"WSGICaseSensitivity", Global, Flag(ignored), c"On|Off: accepted, no effect yet"),
+    directive!(c"WSGIEnableSendfile", ServerDirFileInfo, Flag(ignored), c"On|Off: accepted; embedded mode always hands files to Apache"),
+    directive!(c"WSGIIgnoreActivity", ServerDirFileInfo, Flag(ignored), c"On|Off: accepted, no effect until daemon mode"),
 ];
 
 const COMMAND_COUNT: usize = DIRECTIVES.len() + 1;
@@ -72,6 +79,22 @@ fn script_alias_match(cmd: &mut Cmd, args: &[String]) -> Result {
     let alias = ScriptAlias { pattern: AliasPattern::Regex(regex), target: target.to_string(), options };
     cmd.server_config().aliases.push(Arc::new(alias));
     Ok(())
+}
+
+/// A mod_wsgi directive we accept so existing configs keep working, but do
+/// not act on yet: noted here, warned about once at start-up.
+fn ignored(cmd: &mut Cmd, _value: bool) -> Result {
+    let name = cmd.name();
+    let ignored = &mut cmd.server_config().ignored;
+    if !ignored.contains(&name) {
+        ignored.push(name);
+    }
+    Ok(())
+}
+
+fn switch_interval(cmd: &mut Cmd, value: &str) -> Result {
+    let seconds = parse::parse_switch_interval(value)?;
+    set_python(cmd, |p| p.switch_interval = Some(seconds))
 }
 
 fn callable_object(cmd: &mut Cmd, value: &str) -> Result {

@@ -34,6 +34,9 @@ pub struct PythonSettings {
     pub restrict_stdin: Option<bool>,
     pub restrict_stdout: Option<bool>,
     pub restrict_embedded: Option<bool>,
+    pub destroy_interpreter: Option<bool>,
+    pub switch_interval: Option<f64>,
+    pub python_eggs: Option<String>,
 }
 
 /// Per server or virtual host. Built while parsing, read-only afterwards.
@@ -42,6 +45,9 @@ pub struct ServerConfig {
     /// The vhost's aliases first, then the main server's; first match wins.
     pub aliases: Vec<Arc<ScriptAlias>>,
     pub python: PythonSettings,
+    /// mod_wsgi directives this server's config used that we accept but do
+    /// not act on yet; each is warned about once at start-up.
+    pub ignored: Vec<&'static str>,
 }
 
 impl ServerConfig {
@@ -50,6 +56,7 @@ impl ServerConfig {
             aliases: child.aliases.iter().chain(parent.aliases.iter()).cloned().collect(),
             // Python settings are global: only the main server's are read.
             python: parent.python.clone(),
+            ignored: child.ignored.clone(),
         }
     }
 }

@@ -63,6 +63,7 @@ fn thread_number() -> u64 {
     })
 }
 
+#[track_caller]
 fn fail(req: &Request<'_>, status: i32, message: &str) -> i32 {
     log::request(req.raw(), Level::Err, message);
     status

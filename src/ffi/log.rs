@@ -19,23 +19,35 @@ fn module_index() -> i32 {
 }
 
 /// Apache truncates at NUL; replace it so the rest of the line survives.
-fn c_message(msg: &str) -> CString {
+fn c_string(msg: &str) -> CString {
     CString::new(msg.replace('\0', "\\0")).expect("NULs replaced")
 }
 
+/// The Rust source position of the caller, for Apache's debug-level
+/// "file(line)" decoration.
+#[track_caller]
+fn caller() -> (CString, i32) {
+    let at = std::panic::Location::caller();
+    (c_string(at.file()), at.line() as i32)
+}
+
 /// Logs against a server (NULL means the main server).
+#[track_caller]
 pub fn server(s: *const sys::server_rec, level: Level, msg: &str) {
-    let msg = c_message(msg);
+    let (file, line) = caller();
+    let msg = c_string(msg);
     // SAFETY: s is NULL or a live server_rec; the message is passed as an
     // argument to a "%s" format.
-    unsafe { sys::mrs_log_error(module_index(), level as i32, 0, s, msg.as_ptr()) }
+    unsafe { sys::mrs_log_error(file.as_ptr(), line, module_index(), level as i32, 0, s, msg.as_ptr()) }
 }
 
 /// Logs against a request, with Apache's client and request decoration.
+#[track_caller]
 pub(crate) fn request(r: *const sys::request_rec, level: Level, msg: &str) {
-    let msg = c_message(msg);
+    let (file, line) = caller();
+    let msg = c_string(msg);
     // SAFETY: r is a live request_rec owned by the calling handler.
-    unsafe { sys::mrs_log_rerror(module_index(), level as i32, 0, r, msg.as_ptr()) }
+    unsafe { sys::mrs_log_rerror(file.as_ptr(), line, module_index(), level as i32, 0, r, msg.as_ptr()) }
 }
 
 /// Whether a message at `level` would be written for server `s`; saves

@@ -36,6 +36,15 @@ impl Server {
         super::pool::Pool(unsafe { (*(*self.0).process).pool })
     }
 
+    /// This server and every virtual host after it.
+    pub fn with_virtual_hosts(self) -> impl Iterator<Item = Server> {
+        std::iter::successors(Some(self), |s| {
+            // SAFETY: the server list is built at configuration time.
+            let next = unsafe { (*s.0).next };
+            (!next.is_null()).then_some(Server(next))
+        })
+    }
+
     pub fn hostname(&self) -> String {
         // SAFETY: a NUL-terminated string in the config pool, or NULL.
         unsafe { cstr_string((*self.0).server_hostname) }.unwrap_or_default()
@@ -71,11 +80,11 @@ pub fn server_description() -> String {
     unsafe { cstr_string(sys::ap_get_server_description()) }.unwrap_or_default()
 }
 
-/// True during the configuration pass that only checks the config (the
-/// first of the two startup passes, and `apache2 -t`).
-pub fn is_config_test_pass() -> bool {
+/// True during the first of Apache's two start-up passes, which only
+/// checks the configuration; the server runs with the second.
+pub fn is_preflight_pass() -> bool {
     // SAFETY: a plain query of Apache's state.
-    unsafe { sys::ap_state_query(sys::AP_SQ_MAIN_STATE) == sys::AP_SQ_MS_CREATE_CONFIG as i32 }
+    unsafe { sys::ap_state_query(sys::AP_SQ_MAIN_STATE) == sys::AP_SQ_MS_CREATE_PRE_CONFIG }
 }
 
 /// The version of the httpd we were loaded into, from its own banner

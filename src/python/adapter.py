@@ -228,6 +228,11 @@ def setup(settings):
     if settings['restrict_stdin']:
         sys.stdin = Restricted('sys.stdin', 'WSGIRestrictStdin')
 
+    if settings['switch_interval'] is not None:
+        sys.setswitchinterval(settings['switch_interval'])
+    if settings['python_eggs'] is not None:
+        os.environ['PYTHON_EGG_CACHE'] = settings['python_eggs']
+
     if settings['python_path']:
         import site
         before = list(sys.path)

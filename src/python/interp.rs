@@ -21,6 +21,8 @@ pub struct ProcessInfo {
     pub restrict_stdin: bool,
     pub restrict_stdout: bool,
     pub python_path: Vec<String>,
+    pub switch_interval: Option<f64>,
+    pub python_eggs: Option<String>,
 }
 
 pub struct Interpreter {
@@ -55,6 +57,8 @@ impl Interpreter {
         settings.set_item("restrict_stdin", info.restrict_stdin)?;
         settings.set_item("restrict_stdout", info.restrict_stdout)?;
         settings.set_item("python_path", PyList::new(py, &info.python_path)?)?;
+        settings.set_item("switch_interval", info.switch_interval)?;
+        settings.set_item("python_eggs", &info.python_eggs)?;
         let base = module.getattr("setup")?.call1((settings,))?.cast_into::<PyDict>()?;
 
         Ok(Interpreter {
