@@ -5,9 +5,11 @@
 //! - `config`: directives and the configs Apache merges.
 //! - `embedded`: running a request inside Apache's child processes.
 //! - `python`: the embedded CPython and the WSGI adapter's Python half.
+//! - `wsgi`: the request state the adapter reads and writes, in any mode.
 //! - `ffi`: the only place that touches httpd/APR pointers.
 pub mod config;
 pub mod embedded;
 pub mod ffi;
 pub mod module_record;
 pub mod python;
+pub mod wsgi;

@@ -29,6 +29,12 @@ pub fn is_hidden_env(name: &str) -> bool {
     matches!(name, "PATH" | "LD_LIBRARY_PATH" | "DYLD_LIBRARY_PATH" | "LIBPATH" | "SHLIB_PATH")
 }
 
+/// Environ keys whose values are file system paths, decoded as Python
+/// decodes paths rather than as Latin-1.
+pub fn is_path_key(key: &str) -> bool {
+    matches!(key, "DOCUMENT_ROOT" | "SCRIPT_FILENAME")
+}
+
 /// Collapses runs of '/' into one, as mod_wsgi does for SCRIPT_NAME and PATH_INFO.
 pub fn collapse_slashes(path: &str) -> String {
     let mut out = String::with_capacity(path.len());

@@ -1,11 +1,11 @@
-//! The WSGI environ for a request, with mod_wsgi 6's keys and omissions.
-use pyo3::prelude::*;
-use pyo3::types::PyDict;
+//! The CGI part of the WSGI environ, gathered from the request as plain
+//! bytes: embedded mode turns it into a dict, daemon mode sends it to the
+//! daemon. The keys and omissions are mod_wsgi 6's.
+use std::borrow::Cow;
+
 use wsgi_core::environ::{header_key, is_hidden_env, split_script_name};
 
 use crate::ffi::request::Request;
-use crate::python::interp::Interpreter;
-use crate::python::text::{fs_path, latin1};
 
 /// What the handler has already worked out about the request.
 pub struct RequestFacts<'a> {
@@ -13,103 +13,101 @@ pub struct RequestFacts<'a> {
     pub path_info: &'a str,
     pub method: &'a [u8],
     pub application_group: &'a str,
+    pub process_group: &'a str,
     pub callable_object: &'a str,
     pub pass_authorization: bool,
-    pub thread_id: u64,
 }
 
+pub type Var<'r> = (Cow<'r, str>, Cow<'r, [u8]>);
+
 /// SCRIPT_NAME and PATH_INFO as mod_wsgi reports them.
-pub fn script_name_and_path_info(req: &Request<'_>) -> (String, String) {
+pub fn script_name_and_path_info(req: &Request) -> (String, String) {
     let uri = String::from_utf8_lossy(req.uri());
     let path_info = String::from_utf8_lossy(req.path_info());
     split_script_name(&uri, &path_info)
 }
 
 /// The URI exactly as the client sent it, from the request line.
-fn original_uri<'a>(req: &Request<'a>) -> &'a [u8] {
+fn original_uri<'a>(req: &'a Request) -> &'a [u8] {
     let line = req.the_request();
     let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
     words.next();
     words.next().unwrap_or(req.uri())
 }
 
-pub fn build<'py>(py: Python<'py>, interp: &Interpreter, req: &Request<'_>, facts: &RequestFacts<'_>) -> PyResult<Bound<'py, PyDict>> {
-    let env = interp.new_environ(py)?;
-    let set = |key: &str, value: &[u8]| env.set_item(key, latin1(py, value));
+/// Every string-valued environ entry for the request, later entries
+/// overriding earlier ones with the same key.
+pub fn collect<'r>(req: &'r Request, facts: &RequestFacts<'_>) -> Vec<Var<'r>> {
+    let mut vars: Vec<Var<'r>> = Vec::with_capacity(48);
+    let mut put = |key: Cow<'r, str>, value: Cow<'r, [u8]>| vars.push((key, value));
+    let owned = |s: &str| Cow::Owned(s.as_bytes().to_vec());
 
     // Apache's environment first (SetEnv, mod_rewrite [E=], mod_ssl), so the
     // request's own variables below take precedence.
     for (name, value) in req.subprocess_env().entries() {
         let name = String::from_utf8_lossy(name);
         if !is_hidden_env(&name) {
-            set(&name, value)?;
+            put(name, Cow::Borrowed(value));
         }
     }
     for (name, value) in req.headers_in().entries() {
-        let Some(key) = header_key(name) else { continue };
-        match env.get_item(&key)? {
-            // Repeated headers are joined, as HTTP allows.
-            Some(previous) if key.starts_with("HTTP_") => {
-                let joined = format!("{}, {}", previous.extract::<String>()?, String::from_utf8_lossy(value));
-                env.set_item(&key, joined)?;
-            }
-            _ => set(&key, value)?,
+        if let Some(key) = header_key(name) {
+            put(Cow::Owned(key), Cow::Borrowed(value));
         }
     }
     if facts.pass_authorization {
         if let Some(auth) = req.headers_in().get(c"Authorization") {
-            set("HTTP_AUTHORIZATION", auth)?;
+            put("HTTP_AUTHORIZATION".into(), Cow::Borrowed(auth));
         }
     }
 
-    set("SERVER_SOFTWARE", crate::ffi::server::server_banner().as_bytes())?;
-    set("SERVER_NAME", req.server_name())?;
-    set("SERVER_ADDR", req.local_ip())?;
-    set("SERVER_PORT", req.server_port().to_string().as_bytes())?;
-    set("REMOTE_ADDR", req.client_ip())?;
-    set("REMOTE_PORT", req.client_port().to_string().as_bytes())?;
-    env.set_item("DOCUMENT_ROOT", fs_path(py, req.document_root()))?;
-    set("REQUEST_SCHEME", req.scheme())?;
-    set("CONTEXT_PREFIX", req.context_prefix())?;
-    set("CONTEXT_DOCUMENT_ROOT", req.context_document_root())?;
+    put("SERVER_SOFTWARE".into(), owned(&crate::ffi::server::server_banner()));
+    put("SERVER_NAME".into(), Cow::Borrowed(req.server_name()));
+    put("SERVER_ADDR".into(), Cow::Borrowed(req.local_ip()));
+    put("SERVER_PORT".into(), owned(&req.server_port().to_string()));
+    put("REMOTE_ADDR".into(), Cow::Borrowed(req.client_ip()));
+    put("REMOTE_PORT".into(), owned(&req.client_port().to_string()));
+    put("DOCUMENT_ROOT".into(), Cow::Borrowed(req.document_root()));
+    put("REQUEST_SCHEME".into(), Cow::Borrowed(req.scheme()));
+    put("CONTEXT_PREFIX".into(), Cow::Borrowed(req.context_prefix()));
+    put("CONTEXT_DOCUMENT_ROOT".into(), Cow::Borrowed(req.context_document_root()));
     if let Some(admin) = req.server_admin() {
-        set("SERVER_ADMIN", admin)?;
+        put("SERVER_ADMIN".into(), Cow::Borrowed(admin));
     }
-    env.set_item("SCRIPT_FILENAME", fs_path(py, req.filename()))?;
-    set("SERVER_PROTOCOL", req.protocol())?;
-    set("REQUEST_METHOD", facts.method)?;
-    set("QUERY_STRING", req.args())?;
-    set("REQUEST_URI", original_uri(req))?;
-    set("SCRIPT_NAME", facts.script_name.as_bytes())?;
-    set("PATH_INFO", facts.path_info.as_bytes())?;
+    put("SCRIPT_FILENAME".into(), Cow::Borrowed(req.filename()));
+    put("SERVER_PROTOCOL".into(), Cow::Borrowed(req.protocol()));
+    put("REQUEST_METHOD".into(), owned(&String::from_utf8_lossy(facts.method)));
+    put("QUERY_STRING".into(), Cow::Borrowed(req.args()));
+    put("REQUEST_URI".into(), Cow::Borrowed(original_uri(req)));
+    put("SCRIPT_NAME".into(), owned(facts.script_name));
+    put("PATH_INFO".into(), owned(facts.path_info));
     if let Some(user) = req.user() {
-        set("REMOTE_USER", user)?;
+        put("REMOTE_USER".into(), Cow::Borrowed(user));
     }
     if let Some(auth_type) = req.auth_type() {
-        set("AUTH_TYPE", auth_type)?;
+        put("AUTH_TYPE".into(), Cow::Borrowed(auth_type));
     }
 
     let https = req.scheme() == b"https"
         || req.subprocess_env().get(c"HTTPS").is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1");
-    if https && !env.contains("HTTPS")? {
-        env.set_item("HTTPS", "on")?;
+    if https && req.subprocess_env().get(c"HTTPS").is_none() {
+        put("HTTPS".into(), Cow::Borrowed(b"on"));
     }
-    env.set_item("wsgi.url_scheme", if https { "https" } else { "http" })?;
+    put("wsgi.url_scheme".into(), Cow::Borrowed(if https { b"https" } else { b"http" }));
 
-    env.set_item("mod_wsgi.application_group", facts.application_group)?;
-    env.set_item("mod_wsgi.callable_object", facts.callable_object)?;
-    env.set_item("mod_wsgi.script_name", facts.script_name)?;
-    env.set_item("mod_wsgi.path_info", facts.path_info)?;
-    env.set_item("mod_wsgi.request_start", req.request_time())?;
-    set("mod_wsgi.listener_host", req.local_ip())?;
-    env.set_item("mod_wsgi.listener_port", req.local_port().to_string())?;
-    env.set_item("mod_wsgi.server_pid", std::process::id().to_string())?;
-    env.set_item("mod_wsgi.thread_id", facts.thread_id)?;
+    put("mod_wsgi.process_group".into(), owned(facts.process_group));
+    put("mod_wsgi.application_group".into(), owned(facts.application_group));
+    put("mod_wsgi.callable_object".into(), owned(facts.callable_object));
+    put("mod_wsgi.script_name".into(), owned(facts.script_name));
+    put("mod_wsgi.path_info".into(), owned(facts.path_info));
+    put("mod_wsgi.listener_host".into(), Cow::Borrowed(req.local_ip()));
+    put("mod_wsgi.listener_port".into(), owned(&req.local_port().to_string()));
+    put("mod_wsgi.server_pid".into(), owned(&std::process::id().to_string()));
     if let Some(id) = req.log_id() {
-        set("mod_wsgi.request_id", id)?;
+        put("mod_wsgi.request_id".into(), Cow::Borrowed(id));
     }
     if let Some(id) = req.connection_log_id() {
-        set("mod_wsgi.connection_id", id)?;
+        put("mod_wsgi.connection_id".into(), Cow::Borrowed(id));
     }
-    Ok(env)
+    vars
 }

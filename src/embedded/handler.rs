@@ -7,12 +7,13 @@ use wsgi_core::directives::{GroupContext, MapHeadToGet};
 use wsgi_core::environ::alias_match_len;
 
 use super::environ::{self, RequestFacts};
-use super::request_io;
+use super::transport::ApacheTransport;
 use crate::config::AliasPattern;
 use crate::ffi::log::{self, Level};
 use crate::ffi::request::{FileKind, Request};
 use crate::ffi::sys;
 use crate::python::{init, interp, tstate};
+use crate::wsgi::request as request_io;
 
 /// The handler names that select us, as with mod_wsgi.
 const HANDLER_NAMES: [&[u8]; 2] = [b"wsgi-script", b"application/x-httpd-wsgi"];
@@ -22,7 +23,7 @@ const ALIAS_NOTE: &std::ffi::CStr = c"mod_wsgi.script_alias";
 /// `translate_name`: maps a URI under a `WSGIScriptAlias` onto the script
 /// (plus the rest of the URI, which Apache's directory walk turns into
 /// PATH_INFO) and marks the request for our handler.
-pub fn translate_name(req: Request<'_>) -> i32 {
+pub fn translate_name(req: Request) -> i32 {
     let uri = String::from_utf8_lossy(req.uri());
     if !uri.starts_with('/') {
         return sys::DECLINED;
@@ -64,13 +65,13 @@ fn thread_number() -> u64 {
 }
 
 #[track_caller]
-fn fail(req: &Request<'_>, status: i32, message: &str) -> i32 {
+fn fail(req: &Request, status: i32, message: &str) -> i32 {
     log::request(req.raw(), Level::Err, message);
     status
 }
 
 /// The content handler.
-pub fn handle(req: Request<'_>) -> i32 {
+pub fn handle(req: Request) -> i32 {
     if !req.handler().is_some_and(|h| HANDLER_NAMES.contains(&h)) {
         return sys::DECLINED;
     }
@@ -126,17 +127,19 @@ pub fn handle(req: Request<'_>) -> i32 {
         path_info: &path_info,
         method: if head_as_get { b"GET" } else { req.method() },
         application_group: &group,
+        process_group: "",
         callable_object: &cfg.callable_object,
         pass_authorization: cfg.pass_authorization,
-        thread_id: thread_number(),
     };
+    let vars = environ::collect(&req, &facts);
     let Some(interpreter) = interp::for_group(&group) else {
         return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR as i32, "the Python interpreter for this request is not available");
     };
 
     tstate::with_gil(|py| {
-        let _current = request_io::install(req);
-        let result = environ::build(py, interpreter, &req, &facts)
+        let _current = request_io::install(Box::new(ApacheTransport::new(req)));
+        let result = interpreter
+            .environ(py, &vars, req.request_time(), thread_number())
             .and_then(|env| interpreter.handle(py, &script, mtime, cfg.script_reloading, &cfg.callable_object, env));
         let outcome = request_io::outcome();
         match result {

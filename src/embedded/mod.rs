@@ -1,7 +1,7 @@
 //! Embedded mode: the WSGI application runs inside Apache's own child
-//! processes. `handler` decides whether a request is ours, `environ` builds
-//! what the app sees, and `request_io` is the request state the Python
-//! adapter reads from and writes to.
+//! processes. `handler` decides whether a request is ours and runs it,
+//! `environ` gathers what the app sees, and `transport` carries the
+//! response through Apache's filters.
 pub mod environ;
 pub mod handler;
-pub mod request_io;
+pub mod transport;

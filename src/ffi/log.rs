@@ -56,3 +56,27 @@ pub fn enabled(s: *const sys::server_rec, level: Level) -> bool {
     // SAFETY: s is NULL or a live server_rec.
     unsafe { sys::mrs_log_is_enabled(module_index(), level as i32, s) != 0 }
 }
+
+/// Where a request's log lines go: the request (client and vhost
+/// decoration), a server (vhost) with no request, or the main server.
+#[derive(Clone, Copy)]
+pub enum LogTarget {
+    Request(*const sys::request_rec),
+    Server(*const sys::server_rec),
+    MainServer,
+}
+
+// SAFETY: a target is only used on the thread serving its request, or
+// names a server_rec, which is read-only after start-up.
+unsafe impl Send for LogTarget {}
+
+impl LogTarget {
+    #[track_caller]
+    pub fn write(self, level: Level, msg: &str) {
+        match self {
+            LogTarget::Request(r) => request(r, level, msg),
+            LogTarget::Server(s) => server(s, level, msg),
+            LogTarget::MainServer => server(std::ptr::null(), level, msg),
+        }
+    }
+}

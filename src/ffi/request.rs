@@ -7,40 +7,40 @@ use super::pool::Pool;
 use super::{cstr_bytes, cstr_string, sys};
 use crate::config::{DirConfig, ServerConfig};
 
-/// A handle on the request_rec Apache passed to a hook. Valid only while
-/// that hook runs ('r), and only on its thread.
+/// A handle on the request_rec Apache passed to a hook. Valid while that
+/// hook runs, on its thread: whoever builds one with [`Request::from_raw`]
+/// must not let it (or anything holding it) outlive the hook.
 #[derive(Clone, Copy)]
-pub struct Request<'r> {
+pub struct Request {
     raw: *mut sys::request_rec,
-    _hook: PhantomData<&'r sys::request_rec>,
 }
 
 // SAFETY: a Request is only ever used on the thread running its hook; the
 // Send bound is needed only to move it into a GIL-released closure that runs
 // synchronously on that same thread.
-unsafe impl Send for Request<'_> {}
+unsafe impl Send for Request {}
 
 /// Why a write to the client failed.
 #[derive(Debug)]
 pub struct ClientGone;
 
-impl<'r> Request<'r> {
+impl Request {
     /// # Safety
     /// `raw` must be the live request_rec of the running hook.
     pub unsafe fn from_raw(raw: *mut sys::request_rec) -> Self {
-        Request { raw, _hook: PhantomData }
+        Request { raw }
     }
 
     pub fn raw(&self) -> *const sys::request_rec {
         self.raw
     }
 
-    fn r(&self) -> &'r sys::request_rec {
-        // SAFETY: valid for 'r by construction.
+    fn r(&self) -> &sys::request_rec {
+        // SAFETY: valid while the hook runs, by from_raw's contract.
         unsafe { &*self.raw }
     }
 
-    fn conn(&self) -> &'r sys::conn_rec {
+    fn conn(&self) -> &sys::conn_rec {
         // SAFETY: every request has a live connection.
         unsafe { &*self.r().connection }
     }
@@ -49,58 +49,58 @@ impl<'r> Request<'r> {
         Pool(self.r().pool)
     }
 
-    fn bytes(&self, p: *const c_char) -> &'r [u8] {
+    fn bytes(&self, p: *const c_char) -> &[u8] {
         // SAFETY: request strings live in r->pool for the request's lifetime.
         unsafe { cstr_bytes(p) }.unwrap_or(b"")
     }
 
-    fn opt_bytes(&self, p: *const c_char) -> Option<&'r [u8]> {
+    fn opt_bytes(&self, p: *const c_char) -> Option<&[u8]> {
         // SAFETY: as bytes().
         unsafe { cstr_bytes(p) }
     }
 
-    pub fn handler(&self) -> Option<&'r [u8]> {
+    pub fn handler(&self) -> Option<&[u8]> {
         self.opt_bytes(self.r().handler)
     }
     pub fn set_handler(&self, handler: &[u8]) {
         // SAFETY: the string is copied into r->pool, which outlives the request.
         unsafe { (*self.raw).handler = self.pool().strdup(handler) }
     }
-    pub fn filename(&self) -> &'r [u8] {
+    pub fn filename(&self) -> &[u8] {
         self.bytes(self.r().filename)
     }
     pub fn set_filename(&self, filename: &[u8]) {
         // SAFETY: as set_handler.
         unsafe { (*self.raw).filename = self.pool().strdup(filename) as *mut c_char }
     }
-    pub fn uri(&self) -> &'r [u8] {
+    pub fn uri(&self) -> &[u8] {
         self.bytes(self.r().uri)
     }
-    pub fn path_info(&self) -> &'r [u8] {
+    pub fn path_info(&self) -> &[u8] {
         self.bytes(self.r().path_info)
     }
-    pub fn args(&self) -> &'r [u8] {
+    pub fn args(&self) -> &[u8] {
         self.bytes(self.r().args)
     }
-    pub fn method(&self) -> &'r [u8] {
+    pub fn method(&self) -> &[u8] {
         self.bytes(self.r().method)
     }
-    pub fn protocol(&self) -> &'r [u8] {
+    pub fn protocol(&self) -> &[u8] {
         self.bytes(self.r().protocol)
     }
-    pub fn the_request(&self) -> &'r [u8] {
+    pub fn the_request(&self) -> &[u8] {
         self.bytes(self.r().the_request)
     }
-    pub fn user(&self) -> Option<&'r [u8]> {
+    pub fn user(&self) -> Option<&[u8]> {
         self.opt_bytes(self.r().user)
     }
-    pub fn auth_type(&self) -> Option<&'r [u8]> {
+    pub fn auth_type(&self) -> Option<&[u8]> {
         self.opt_bytes(self.r().ap_auth_type)
     }
-    pub fn log_id(&self) -> Option<&'r [u8]> {
+    pub fn log_id(&self) -> Option<&[u8]> {
         self.opt_bytes(self.r().log_id)
     }
-    pub fn connection_log_id(&self) -> Option<&'r [u8]> {
+    pub fn connection_log_id(&self) -> Option<&[u8]> {
         self.opt_bytes(self.conn().log_id)
     }
     pub fn header_only(&self) -> bool {
@@ -135,16 +135,16 @@ impl<'r> Request<'r> {
     pub fn server(&self) -> super::server::Server {
         super::server::Server(self.r().server)
     }
-    pub fn server_config(&self) -> &'r ServerConfig {
+    pub fn server_config(&self) -> &ServerConfig {
         // SAFETY: r->server's module config holds our ServerConfig, read-only after startup.
         unsafe { &*super::server::server_config_ptr(self.r().server) }
     }
-    pub fn dir_config(&self) -> &'r DirConfig {
+    pub fn dir_config(&self) -> &DirConfig {
         // SAFETY: the merged per-dir vector holds our DirConfig for this request.
         unsafe { &*(sys::mrs_get_module_config(self.r().per_dir_config, crate::module_record::module_ptr()) as *const DirConfig) }
     }
 
-    pub fn server_name(&self) -> &'r [u8] {
+    pub fn server_name(&self) -> &[u8] {
         // SAFETY: returns a pool string.
         self.bytes(unsafe { sys::ap_get_server_name(self.raw) })
     }
@@ -152,34 +152,34 @@ impl<'r> Request<'r> {
         // SAFETY: plain query.
         unsafe { sys::ap_get_server_port(self.raw) }
     }
-    pub fn server_admin(&self) -> Option<&'r [u8]> {
+    pub fn server_admin(&self) -> Option<&[u8]> {
         // SAFETY: r->server is live.
         self.opt_bytes(unsafe { (*self.r().server).server_admin })
     }
-    pub fn document_root(&self) -> &'r [u8] {
+    pub fn document_root(&self) -> &[u8] {
         // SAFETY: returns a config string.
         self.bytes(unsafe { sys::ap_document_root(self.raw) })
     }
-    pub fn context_prefix(&self) -> &'r [u8] {
+    pub fn context_prefix(&self) -> &[u8] {
         // SAFETY: returns a pool string.
         self.bytes(unsafe { sys::ap_context_prefix(self.raw) })
     }
-    pub fn context_document_root(&self) -> &'r [u8] {
+    pub fn context_document_root(&self) -> &[u8] {
         // SAFETY: returns a pool string.
         self.bytes(unsafe { sys::ap_context_document_root(self.raw) })
     }
-    pub fn scheme(&self) -> &'r [u8] {
+    pub fn scheme(&self) -> &[u8] {
         // SAFETY: returns a static or pool string.
         self.bytes(unsafe { sys::ap_run_http_scheme(self.raw) })
     }
-    pub fn local_ip(&self) -> &'r [u8] {
+    pub fn local_ip(&self) -> &[u8] {
         self.bytes(self.conn().local_ip)
     }
     pub fn local_port(&self) -> u16 {
         // SAFETY: local_addr is set for every connection.
         unsafe { (*self.conn().local_addr).port }
     }
-    pub fn client_ip(&self) -> &'r [u8] {
+    pub fn client_ip(&self) -> &[u8] {
         self.bytes(self.r().useragent_ip)
     }
     pub fn client_port(&self) -> u16 {
@@ -187,13 +187,13 @@ impl<'r> Request<'r> {
         unsafe { (*self.conn().client_addr).port }
     }
 
-    pub fn headers_in(&self) -> Table<'r> {
+    pub fn headers_in(&self) -> Table<'_> {
         Table::new(self.r().headers_in)
     }
-    pub fn subprocess_env(&self) -> Table<'r> {
+    pub fn subprocess_env(&self) -> Table<'_> {
         Table::new(self.r().subprocess_env)
     }
-    pub fn notes(&self) -> Table<'r> {
+    pub fn notes(&self) -> Table<'_> {
         Table::new(self.r().notes)
     }
     pub fn set_note(&self, key: &'static std::ffi::CStr, value: &[u8]) {
@@ -287,7 +287,7 @@ impl<'r> Request<'r> {
     }
 
     /// A brigade for this request's output, reused across writes.
-    pub fn new_brigade(&self) -> Brigade<'r> {
+    pub fn new_brigade(&self) -> Brigade {
         // SAFETY: created in r->pool with the connection's allocator.
         let bb = unsafe { sys::apr_brigade_create(self.r().pool, self.conn().bucket_alloc) };
         Brigade { bb, req: *self }
@@ -304,15 +304,15 @@ pub enum FileKind {
 
 /// An output brigade: each call passes its buckets down the filter chain
 /// and empties it again. Call with the GIL released: these block.
-pub struct Brigade<'r> {
+pub struct Brigade {
     bb: *mut sys::apr_bucket_brigade,
-    req: Request<'r>,
+    req: Request,
 }
 
 // SAFETY: as for Request: used only on the request's thread.
-unsafe impl Send for Brigade<'_> {}
+unsafe impl Send for Brigade {}
 
-impl<'r> Brigade<'r> {
+impl Brigade {
     fn alloc(&self) -> *mut sys::apr_bucket_alloc_t {
         self.req.conn().bucket_alloc
     }
@@ -417,7 +417,7 @@ impl<'r> Table<'r> {
     }
 
     /// Entries in insertion order, repeated keys included.
-    pub fn entries(&self) -> impl Iterator<Item = (&'r [u8], &'r [u8])> {
+    pub fn entries(&self) -> impl Iterator<Item = (&'r [u8], &'r [u8])> + use<'r> {
         // SAFETY: apr_table_elts exposes the table's entry array.
         let (elts, count) = unsafe {
             let arr = &*sys::apr_table_elts(self.raw);

@@ -9,6 +9,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyModule, PyString, PyTuple};
 
 use super::native;
+use super::text::{fs_path, latin1};
+use wsgi_core::environ::is_path_key;
 
 /// Facts about this process that the adapter's setup publishes to Python.
 pub struct ProcessInfo {
@@ -68,9 +70,19 @@ impl Interpreter {
         })
     }
 
-    /// A fresh environ holding the entries shared by every request.
-    pub fn new_environ<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        self.base_environ.bind(py).copy()
+    /// The environ for one request: the entries shared by every request,
+    /// then `vars` (Latin-1 strings; file system paths decoded as such),
+    /// then the typed per-request entries.
+    pub fn environ<'py, K: AsRef<str>, V: AsRef<[u8]>>(&self, py: Python<'py>, vars: &[(K, V)], request_start: f64, thread_id: u64) -> PyResult<Bound<'py, PyDict>> {
+        let env = self.base_environ.bind(py).copy()?;
+        for (key, value) in vars {
+            let (key, value) = (key.as_ref(), value.as_ref());
+            let value = if is_path_key(key) { fs_path(py, value) } else { latin1(py, value) };
+            env.set_item(PyString::new(py, key), value)?;
+        }
+        env.set_item("mod_wsgi.request_start", request_start)?;
+        env.set_item("mod_wsgi.thread_id", thread_id)?;
+        Ok(env)
     }
 
     /// Runs the app in `script` for the current request.

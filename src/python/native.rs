@@ -1,10 +1,10 @@
 //! The native functions the adapter (adapter.py) calls. Each acts on the
-//! request the calling thread is serving (see embedded::request_io).
+//! request the calling thread is serving (see wsgi::request).
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyModule, PyString};
 
-use crate::embedded::request_io::{self, IoError};
+use crate::wsgi::request::{self as request_io, IoError};
 use crate::ffi::log::Level;
 use wsgi_core::response::StartError;
 
@@ -66,8 +66,8 @@ fn _write(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
 }
 
 #[pyfunction]
-fn _finish() -> PyResult<()> {
-    request_io::with_current(|io| io.finish()).map_err(to_py)
+fn _finish(py: Python<'_>) -> PyResult<()> {
+    request_io::with_current(|io| io.finish(py)).map_err(to_py)
 }
 
 #[pyfunction]

@@ -1,23 +1,14 @@
-//! The request a worker thread is serving, as the Python adapter's native
-//! functions see it. It is installed in a thread-local for the length of the
-//! app call, so only the thread serving a request can touch it, and using
-//! `wsgi.input` or `write()` after the request raises instead of crashing.
+//! The request a worker thread is serving. It is installed in a
+//! thread-local for the length of the app call, so only the thread serving a
+//! request can touch it, and using `wsgi.input` or `write()` after the
+//! request raises instead of crashing.
 use std::cell::{Cell, RefCell};
 
 use pyo3::Python;
 use wsgi_core::input::BodyReader;
-use wsgi_core::response::{ResponseState, StartError};
+use wsgi_core::response::{Head, ResponseState, StartError};
 
-use crate::ffi::log::{self, Level};
-use crate::ffi::request::{Brigade, ClientGone, Request};
-
-pub struct RequestIo {
-    req: Request<'static>,
-    out: Brigade<'static>,
-    response: ResponseState,
-    input: BodyReader,
-    client_gone: bool,
-}
+use crate::ffi::log::{Level, LogTarget};
 
 #[derive(Debug)]
 pub enum IoError {
@@ -41,9 +32,42 @@ impl std::fmt::Display for IoError {
     }
 }
 
+/// Where a response goes and where the body comes from. Methods that
+/// block are called with the GIL released.
+pub trait Transport: Send {
+    /// Status and headers, once, before any body byte.
+    fn send_head(&mut self, head: &Head) -> Result<(), IoError>;
+    /// One chunk of body, flushed to the client.
+    fn write(&mut self, data: &[u8]) -> Result<(), IoError>;
+    /// Whether `send_file` is available (else the adapter iterates the file).
+    fn can_send_files(&self) -> bool;
+    /// `length` bytes of the regular file `fd` from `offset`.
+    fn send_file(&mut self, fd: i32, offset: u64, length: u64) -> Result<(), IoError>;
+    /// Request body bytes into `buf`; 0 at the end.
+    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, ()>;
+    /// The response is complete.
+    fn finish(&mut self) -> Result<(), IoError>;
+    /// Cuts short a response whose head is out: the client must see it
+    /// truncated, not complete.
+    fn abort(&mut self);
+    /// HEAD: the body is never sent, so producing it can stop early.
+    fn header_only(&self) -> bool;
+    /// Where this request's log lines go.
+    fn log_target(&self) -> LogTarget;
+}
+
+pub struct RequestIo {
+    transport: Box<dyn Transport>,
+    response: ResponseState,
+    input: BodyReader,
+    client_gone: bool,
+}
+
 thread_local! {
     static CURRENT: RefCell<Option<RequestIo>> = const { RefCell::new(None) };
-    static CURRENT_LOG_TARGET: Cell<Option<Request<'static>>> = const { Cell::new(None) };
+    /// Set while a request is installed; log lines need it even when CURRENT
+    /// is borrowed (a __del__ run by the garbage collector mid-call).
+    static LOG_TARGET: Cell<Option<LogTarget>> = const { Cell::new(None) };
 }
 
 /// Removes the installed request when dropped, even if the call panicked.
@@ -51,22 +75,15 @@ pub struct Installed(());
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        CURRENT_LOG_TARGET.with(|t| t.set(None));
+        LOG_TARGET.with(|l| l.set(None));
         CURRENT.with(|c| c.borrow_mut().take());
     }
 }
 
-/// Makes `req` the current request of this thread until the guard drops.
-///
-/// The 'static is a promise kept by the guard: the handler that owns `req`
-/// outlives the guard, and nothing reaches the RequestIo once it is dropped.
-pub fn install(req: Request<'_>) -> Installed {
-    // SAFETY: see above; the lifetime is erased only for the thread-local's
-    // type and the guard removes the value before the hook returns.
-    let req: Request<'static> = unsafe { std::mem::transmute::<Request<'_>, Request<'static>>(req) };
-    let io = RequestIo { req, out: req.new_brigade(), response: ResponseState::default(), input: BodyReader::default(), client_gone: false };
-    CURRENT_LOG_TARGET.with(|t| t.set(Some(req)));
-    CURRENT.with(|c| *c.borrow_mut() = Some(io));
+/// Makes `transport` the current request of this thread until the guard drops.
+pub fn install(transport: Box<dyn Transport>) -> Installed {
+    LOG_TARGET.with(|l| l.set(Some(transport.log_target())));
+    CURRENT.with(|c| *c.borrow_mut() = Some(RequestIo { transport, response: ResponseState::default(), input: BodyReader::default(), client_gone: false }));
     Installed(())
 }
 
@@ -82,15 +99,12 @@ pub fn with_current<R>(f: impl FnOnce(&mut RequestIo) -> Result<R, IoError>) -> 
     })
 }
 
-/// Writes one line to the error log, against the current request if any.
+/// Writes one line to the error log, for the current request if any.
 pub fn log_line(level: Level, line: &str) {
-    match CURRENT_LOG_TARGET.with(Cell::get) {
-        Some(req) => log::request(req.raw(), level, line),
-        None => log::server(std::ptr::null(), level, line),
-    }
+    LOG_TARGET.with(Cell::get).unwrap_or(LogTarget::MainServer).write(level, line);
 }
 
-/// What the handler needs to know once the app has returned or failed.
+/// What the caller needs to know once the app has returned or failed.
 pub struct Outcome {
     pub headers_sent: bool,
     pub client_gone: bool,
@@ -104,7 +118,7 @@ pub fn outcome() -> Outcome {
 /// Cuts short a response whose headers are out (the app failed mid-body).
 pub fn abort_response() {
     let _ = with_current(|io| {
-        io.out.abort();
+        io.transport.abort();
         Ok(())
     });
 }
@@ -118,27 +132,21 @@ impl RequestIo {
         self.response.headers_sent()
     }
 
-    /// Hands status and headers to Apache, once; they go out with the
-    /// first body bytes passed down the filter chain.
     fn send_head(&mut self) -> Result<(), IoError> {
         if !self.response.started() {
             return Err(IoError::NotStarted);
         }
-        let req = self.req;
-        if let Some(head) = self.response.take_head_to_send() {
-            req.set_status(head.status.code, head.status.line.as_bytes());
-            for (name, value) in &head.headers {
-                if name.eq_ignore_ascii_case(b"content-type") {
-                    req.set_content_type(value);
-                } else if name.eq_ignore_ascii_case(b"content-length") {
-                    req.set_content_length(head.content_length.unwrap_or(0));
-                } else {
-                    req.add_header(name, value, name.eq_ignore_ascii_case(b"www-authenticate"));
-                }
-            }
-            req.clear_expecting_100();
+        match self.response.take_head_to_send() {
+            Some(head) => self.transport.send_head(head),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    fn gone(&mut self, err: IoError) -> IoError {
+        if let IoError::ClientGone = err {
+            self.client_gone = true;
+        }
+        err
     }
 
     pub fn write(&mut self, py: Python<'_>, data: &[u8]) -> Result<(), IoError> {
@@ -147,56 +155,51 @@ impl RequestIo {
         }
         self.send_head()?;
         let n = self.response.clip(data.len());
-        if n == 0 || self.req.header_only() {
+        if n == 0 || self.transport.header_only() {
             return Ok(());
         }
-        let out = &mut self.out;
-        let sent = py.detach(|| out.write(&data[..n]));
-        sent.map_err(|ClientGone| {
-            self.client_gone = true;
-            IoError::ClientGone
-        })
+        let transport = &mut self.transport;
+        py.detach(|| transport.write(&data[..n])).map_err(|e| self.gone(e))
     }
 
-    /// After the app's last chunk: sends headers if no body did, and cuts the
-    /// connection if the app sent less than its Content-Length promised.
-    pub fn finish(&mut self) -> Result<(), IoError> {
+    /// After the app's last chunk: sends the head if no body did, and cuts
+    /// the response if the app sent less than its Content-Length promised.
+    pub fn finish(&mut self, py: Python<'_>) -> Result<(), IoError> {
         self.send_head()?;
         let short = self.response.shortfall();
-        if short > 0 && !self.req.header_only() {
-            log::request(self.req.raw(), Level::Info, &format!("response ended {short} bytes short of its Content-Length; closing the connection"));
-            self.out.abort();
+        if short > 0 && !self.transport.header_only() {
+            self.transport.log_target().write(Level::Info, &format!("response ended {short} bytes short of its Content-Length; cutting the connection"));
+            self.transport.abort();
+            return Ok(());
         }
-        Ok(())
+        let transport = &mut self.transport;
+        py.detach(|| transport.finish()).map_err(|e| self.gone(e))
     }
 
     /// The file_wrapper fast path; false when the response already has body
-    /// bytes out, so the adapter iterates instead.
+    /// bytes out or the transport cannot send files, so the adapter iterates.
     pub fn send_file(&mut self, py: Python<'_>, fd: i32, offset: u64, length: u64) -> Result<bool, IoError> {
         if !self.response.started() {
             return Err(IoError::NotStarted);
         }
-        if self.response.headers_sent() {
+        if self.response.headers_sent() || !self.transport.can_send_files() {
             return Ok(false);
         }
         let length = self.response.promise_length(length);
         self.send_head()?;
         let n = self.response.clip(length as usize) as u64;
-        if n == 0 || self.req.header_only() {
+        if n == 0 || self.transport.header_only() {
             return Ok(true);
         }
-        let out = &mut self.out;
-        py.detach(|| out.send_file(fd, offset, n)).map_err(|ClientGone| {
-            self.client_gone = true;
-            IoError::ClientGone
-        })?;
+        let transport = &mut self.transport;
+        py.detach(|| transport.send_file(fd, offset, n)).map_err(|e| self.gone(e))?;
         Ok(true)
     }
 
     pub fn read(&mut self, py: Python<'_>, size: Option<usize>, line: bool) -> Result<Vec<u8>, IoError> {
-        let (req, input) = (self.req, &mut self.input);
+        let (transport, input) = (&mut self.transport, &mut self.input);
         let data = py.detach(move || {
-            let mut fill = move |buf: &mut [u8]| req.read_body(buf);
+            let mut fill = |buf: &mut [u8]| transport.read_body(buf);
             if line {
                 input.readline(size, &mut fill)
             } else {

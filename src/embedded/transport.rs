@@ -1,0 +1,73 @@
+//! Embedded mode's transport: the response goes down Apache's output
+//! filters of the request being served, and the body comes from its input.
+use wsgi_core::response::Head;
+
+use crate::ffi::log::LogTarget;
+use crate::ffi::request::{Brigade, ClientGone, Request};
+use crate::wsgi::request::{IoError, Transport};
+
+pub struct ApacheTransport {
+    req: Request,
+    out: Brigade,
+}
+
+impl ApacheTransport {
+    pub fn new(req: Request) -> Self {
+        ApacheTransport { req, out: req.new_brigade() }
+    }
+}
+
+fn client_gone(_: ClientGone) -> IoError {
+    IoError::ClientGone
+}
+
+impl Transport for ApacheTransport {
+    fn send_head(&mut self, head: &Head) -> Result<(), IoError> {
+        let req = self.req;
+        req.set_status(head.status.code, head.status.line.as_bytes());
+        for (name, value) in &head.headers {
+            if name.eq_ignore_ascii_case(b"content-type") {
+                req.set_content_type(value);
+            } else if name.eq_ignore_ascii_case(b"content-length") {
+                req.set_content_length(head.content_length.unwrap_or(0));
+            } else {
+                req.add_header(name, value, name.eq_ignore_ascii_case(b"www-authenticate"));
+            }
+        }
+        req.clear_expecting_100();
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), IoError> {
+        self.out.write(data).map_err(client_gone)
+    }
+
+    fn can_send_files(&self) -> bool {
+        true
+    }
+
+    fn send_file(&mut self, fd: i32, offset: u64, length: u64) -> Result<(), IoError> {
+        self.out.send_file(fd, offset, length).map_err(client_gone)
+    }
+
+    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, ()> {
+        self.req.read_body(buf)
+    }
+
+    fn finish(&mut self) -> Result<(), IoError> {
+        // Apache ends the response (EOS) when the handler returns.
+        Ok(())
+    }
+
+    fn abort(&mut self) {
+        self.out.abort();
+    }
+
+    fn header_only(&self) -> bool {
+        self.req.header_only()
+    }
+
+    fn log_target(&self) -> LogTarget {
+        LogTarget::Request(self.req.raw())
+    }
+}
