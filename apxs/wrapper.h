@@ -19,6 +19,8 @@
 #include <apr_tables.h>
 #include <apr_thread_proc.h>
 #include <scoreboard.h>
+#include <unixd.h>
+#include <ap_listen.h>
 
 #include "shim.h"
 

@@ -124,7 +124,7 @@ unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::serve
 }
 
 fn start_python(pchild: Pool, main: Server) {
-    let settings = &main.config().python;
+    let settings = &main.config().global;
     if settings.restrict_embedded == Some(true) {
         return;
     }

@@ -23,17 +23,17 @@ pub const DIRECTIVES: &[Directive] = &[
     directive!(c"WSGIChunkedRequest", ServerDirFileInfo, Flag(|cmd, on| set_dir(cmd, |d| d.chunked_request = Some(on))), c"On|Off: accept chunked request bodies"),
     directive!(c"WSGIMapHEADToGET", ServerDirFileInfo, Take1(map_head_to_get), c"On|Off|Auto: present HEAD requests to the app as GET"),
     directive!(c"WSGIErrorOverride", ServerDirFileInfo, Flag(|cmd, on| set_dir(cmd, |d| d.error_override = Some(on))), c"On|Off: use Apache's error documents for daemon-mode error responses"),
-    directive!(c"WSGIRestrictEmbedded", Global, Flag(|cmd, on| set_python(cmd, |p| p.restrict_embedded = Some(on))), c"On|Off: refuse to run applications inside Apache's child processes"),
-    directive!(c"WSGIRestrictStdin", Global, Flag(|cmd, on| set_python(cmd, |p| p.restrict_stdin = Some(on))), c"On|Off: make any use of sys.stdin an error"),
-    directive!(c"WSGIRestrictStdout", Global, Flag(|cmd, on| set_python(cmd, |p| p.restrict_stdout = Some(on))), c"On|Off: make any use of sys.stdout an error"),
+    directive!(c"WSGIRestrictEmbedded", Global, Flag(|cmd, on| set_global(cmd, |p| p.restrict_embedded = Some(on))), c"On|Off: refuse to run applications inside Apache's child processes"),
+    directive!(c"WSGIRestrictStdin", Global, Flag(|cmd, on| set_global(cmd, |p| p.restrict_stdin = Some(on))), c"On|Off: make any use of sys.stdin an error"),
+    directive!(c"WSGIRestrictStdout", Global, Flag(|cmd, on| set_global(cmd, |p| p.restrict_stdout = Some(on))), c"On|Off: make any use of sys.stdout an error"),
     directive!(c"WSGIPythonHome", Global, Take1(python_home), c"the Python installation prefix or virtual environment to use"),
-    directive!(c"WSGIPythonPath", Global, Take1(|cmd, v| set_python(cmd, |p| p.path.extend(parse::parse_python_path(v)))), c"directories (':'-separated) to add to sys.path with site.addsitedir"),
+    directive!(c"WSGIPythonPath", Global, Take1(|cmd, v| set_global(cmd, |p| p.path.extend(parse::parse_python_path(v)))), c"directories (':'-separated) to add to sys.path with site.addsitedir"),
     directive!(c"WSGIPythonOptimize", Global, Take1(python_optimize), c"0, 1 or 2: Python's optimisation level"),
     directive!(c"WSGIPythonHashSeed", Global, Take1(python_hash_seed), c"random or an integer 0-4294967295: Python's hash seed"),
-    directive!(c"WSGIDontWriteBytecode", Global, Flag(|cmd, on| set_python(cmd, |p| p.dont_write_bytecode = Some(on))), c"On|Off: do not write .pyc files"),
+    directive!(c"WSGIDontWriteBytecode", Global, Flag(|cmd, on| set_global(cmd, |p| p.dont_write_bytecode = Some(on))), c"On|Off: do not write .pyc files"),
     directive!(c"WSGIPythonWarnings", Global, Take1(python_warnings), c"a warnings filter, as for python -W (repeatable)"),
-    directive!(c"WSGIPythonEggs", Global, Take1(|cmd, v| set_python(cmd, |p| p.python_eggs = Some(v.to_string()))), c"directory for PYTHON_EGG_CACHE"),
-    directive!(c"WSGIDestroyInterpreter", Global, Flag(|cmd, on| set_python(cmd, |p| p.destroy_interpreter = Some(on))), c"On|Off: finalise Python when a process exits"),
+    directive!(c"WSGIPythonEggs", Global, Take1(|cmd, v| set_global(cmd, |p| p.python_eggs = Some(v.to_string()))), c"directory for PYTHON_EGG_CACHE"),
+    directive!(c"WSGIDestroyInterpreter", Global, Flag(|cmd, on| set_global(cmd, |p| p.destroy_interpreter = Some(on))), c"On|Off: finalise Python when a process exits"),
     directive!(c"WSGISwitchInterval", Global, Take1(switch_interval), c"seconds (> 0): Python's thread switch interval"),
     directive!(c"WSGIVerboseDebugging", Global, Flag(ignored), c"no effect; use LogLevel wsgi:debug"),
     directive!(c"WSGICaseSensitivity", Global, Flag(ignored), c"On|Off: accepted, no effect yet"),
@@ -50,8 +50,8 @@ fn set_dir(cmd: &mut Cmd, f: impl FnOnce(&mut super::DirConfig)) -> Result {
     Ok(())
 }
 
-fn set_python(cmd: &mut Cmd, f: impl FnOnce(&mut super::PythonSettings)) -> Result {
-    f(&mut cmd.server_config().python);
+fn set_global(cmd: &mut Cmd, f: impl FnOnce(&mut super::GlobalSettings)) -> Result {
+    f(&mut cmd.server_config().global);
     Ok(())
 }
 
@@ -94,7 +94,7 @@ fn ignored(cmd: &mut Cmd, _value: bool) -> Result {
 
 fn switch_interval(cmd: &mut Cmd, value: &str) -> Result {
     let seconds = parse::parse_switch_interval(value)?;
-    set_python(cmd, |p| p.switch_interval = Some(seconds))
+    set_global(cmd, |p| p.switch_interval = Some(seconds))
 }
 
 fn callable_object(cmd: &mut Cmd, value: &str) -> Result {
@@ -116,20 +116,20 @@ fn map_head_to_get(cmd: &mut Cmd, value: &str) -> Result {
 
 fn python_home(cmd: &mut Cmd, value: &str) -> Result {
     let home = parse::parse_python_home(value)?;
-    set_python(cmd, |p| p.home = Some(home))
+    set_global(cmd, |p| p.home = Some(home))
 }
 
 fn python_optimize(cmd: &mut Cmd, value: &str) -> Result {
     let level = parse::parse_optimize(value)?;
-    set_python(cmd, |p| p.optimize = Some(level))
+    set_global(cmd, |p| p.optimize = Some(level))
 }
 
 fn python_hash_seed(cmd: &mut Cmd, value: &str) -> Result {
     let seed = parse::parse_hash_seed(value)?;
-    set_python(cmd, |p| p.hash_seed = Some(seed))
+    set_global(cmd, |p| p.hash_seed = Some(seed))
 }
 
 fn python_warnings(cmd: &mut Cmd, value: &str) -> Result {
     let option = parse::parse_warning_option(value)?;
-    set_python(cmd, |p| p.warnings.push(option))
+    set_global(cmd, |p| p.warnings.push(option))
 }

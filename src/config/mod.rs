@@ -22,9 +22,10 @@ pub struct ScriptAlias {
     pub options: AliasOptions,
 }
 
-/// Settings for the Python runtime in Apache's children (main server only).
+/// Server-wide settings (main server only): the Python runtime in Apache's
+/// children, and where daemon sockets live.
 #[derive(Default, Clone)]
-pub struct PythonSettings {
+pub struct GlobalSettings {
     pub home: Option<String>,
     pub path: Vec<String>,
     pub optimize: Option<i32>,
@@ -44,7 +45,7 @@ pub struct PythonSettings {
 pub struct ServerConfig {
     /// The vhost's aliases first, then the main server's; first match wins.
     pub aliases: Vec<Arc<ScriptAlias>>,
-    pub python: PythonSettings,
+    pub global: GlobalSettings,
     /// mod_wsgi directives this server's config used that we accept but do
     /// not act on yet; each is warned about once at start-up.
     pub ignored: Vec<&'static str>,
@@ -54,8 +55,8 @@ impl ServerConfig {
     pub fn merge(parent: &ServerConfig, child: &ServerConfig) -> ServerConfig {
         ServerConfig {
             aliases: child.aliases.iter().chain(parent.aliases.iter()).cloned().collect(),
-            // Python settings are global: only the main server's are read.
-            python: parent.python.clone(),
+            // Global settings are the main server's wherever they are read.
+            global: parent.global.clone(),
             ignored: child.ignored.clone(),
         }
     }

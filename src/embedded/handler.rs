@@ -97,7 +97,7 @@ pub fn handle(req: Request) -> i32 {
     if let Err(status) = req.setup_body(cfg.chunked_request) {
         return status;
     }
-    let python = &req.server_config().python;
+    let python = &req.server_config().global;
     if python.restrict_embedded == Some(true) {
         return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR as i32, &format!("Embedded mode of mod_wsgi-rs is disabled (WSGIRestrictEmbedded On); cannot run {script}"));
     }

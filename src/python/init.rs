@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use pyo3::ffi;
 
-use crate::config::PythonSettings;
+use crate::config::GlobalSettings;
 use wsgi_core::directives::HashSeed;
 
 /// The main thread state, released after start-up and taken back to finalise.
@@ -14,7 +14,7 @@ static MAIN_THREAD_STATE: AtomicPtr<ffi::PyThreadState> = AtomicPtr::new(std::pt
 
 /// Initialises CPython with `settings` and releases the GIL. On failure
 /// Python is left uninitialised and the message says why.
-pub fn start(settings: &PythonSettings) -> Result<(), String> {
+pub fn start(settings: &GlobalSettings) -> Result<(), String> {
     // SAFETY: called once per process, on the child's main thread, before
     // any other thread touches Python; every PyConfig field is set through
     // CPython's own setters and the config is cleared afterwards.
@@ -34,7 +34,7 @@ pub fn start(settings: &PythonSettings) -> Result<(), String> {
     Ok(())
 }
 
-unsafe fn configure(cfg: *mut ffi::PyConfig, settings: &PythonSettings) -> Result<(), String> {
+unsafe fn configure(cfg: *mut ffi::PyConfig, settings: &GlobalSettings) -> Result<(), String> {
     if let Some(home) = &settings.home {
         // A virtual environment is found through its interpreter path (which
         // makes CPython read pyvenv.cfg); setting `home` to one breaks it.
