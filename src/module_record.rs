@@ -4,7 +4,7 @@
 use std::ffi::c_void;
 use std::ptr::addr_of;
 
-use crate::config::{directives::COMMANDS, DirConfig, ServerConfig};
+use crate::config::{directives::COMMANDS, DirConfig, GlobalSettings, ServerConfig};
 use crate::ffi::guard::guard;
 use crate::ffi::log::{self, Level};
 use crate::ffi::pool::Pool;
@@ -87,6 +87,7 @@ unsafe extern "C" fn register_hooks(_pool: *mut sys::apr_pool_t) {
         // SAFETY: registering static functions and static ordering lists.
         unsafe {
             sys::ap_hook_translate_name(Some(translate_name), AFTER_ALIAS.0.as_ptr(), std::ptr::null(), sys::APR_HOOK_MIDDLE as i32);
+            sys::ap_hook_pre_config(Some(pre_config), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE as i32);
             sys::ap_hook_post_config(Some(post_config), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE as i32);
             sys::ap_hook_child_init(Some(child_init), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE as i32);
             sys::ap_hook_handler(Some(handler), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE as i32);
@@ -94,24 +95,41 @@ unsafe extern "C" fn register_hooks(_pool: *mut sys::apr_pool_t) {
     })
 }
 
-unsafe extern "C" fn post_config(pconf: *mut sys::apr_pool_t, _plog: *mut sys::apr_pool_t, _ptemp: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> i32 {
-    guard("post_config", sys::OK, || {
-        server::add_version_component(Pool(pconf), &format!("mod_wsgi-rs/{VERSION}"));
-        server::add_version_component(Pool(pconf), &format!("Python/{PYTHON_BUILD_VERSION}"));
-        if !server::is_preflight_pass() {
-            warn_ignored_directives(Server(s));
-        }
+unsafe extern "C" fn pre_config(_pconf: *mut sys::apr_pool_t, _plog: *mut sys::apr_pool_t, _ptemp: *mut sys::apr_pool_t) -> i32 {
+    guard("pre_config", sys::OK, || {
+        crate::daemon::group::begin_config();
         sys::OK
     })
 }
 
+unsafe extern "C" fn post_config(pconf: *mut sys::apr_pool_t, _plog: *mut sys::apr_pool_t, _ptemp: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> i32 {
+    guard("post_config", sys::OK, || {
+        server::add_version_component(Pool(pconf), &format!("mod_wsgi-rs/{VERSION}"));
+        server::add_version_component(Pool(pconf), &format!("Python/{PYTHON_BUILD_VERSION}"));
+        if server::is_preflight_pass() {
+            return sys::OK;
+        }
+        warn_ignored_directives(Server(s));
+        match crate::daemon::supervisor::start(Pool(pconf), Server(s)) {
+            Ok(()) => sys::OK,
+            Err(msg) => {
+                log::server(s, Level::Crit, &msg);
+                sys::HTTP_INTERNAL_SERVER_ERROR as i32
+            }
+        }
+    })
+}
+
 fn warn_ignored_directives(main: Server) {
-    let mut warned: Vec<&str> = Vec::new();
+    let mut warned: Vec<String> = Vec::new();
     for server in main.with_virtual_hosts() {
-        for name in &server.config().ignored {
-            if !warned.contains(name) {
-                warned.push(name);
+        let config = server.config();
+        let directives = config.ignored.iter().map(|d| d.to_string());
+        let options = config.daemon_groups.iter().flat_map(|g| g.spec.ignored.iter().map(move |o| format!("WSGIDaemonProcess {} option {o}=", g.spec.name)));
+        for name in directives.chain(options) {
+            if !warned.contains(&name) {
                 log::server(main.raw(), Level::Warning, &format!("{name} is accepted for compatibility but has no effect in mod_wsgi-rs {VERSION} (see docs/directives.md)"));
+                warned.push(name);
             }
         }
     }
@@ -132,19 +150,12 @@ fn start_python(pchild: Pool, main: Server) {
         log::server(main.raw(), Level::Crit, &format!("cannot initialise Python: {msg}"));
         return;
     }
-    let info = interp::ProcessInfo {
-        compat_version: COMPAT_VERSION,
-        apache_version: server::apache_version(),
-        description: server::server_description(),
-        mpm_name: server::mpm_name(),
-        maximum_processes: server::mpm_query(sys::AP_MPMQ_MAX_DAEMONS).unwrap_or(1).max(1),
-        threads_per_process: server::mpm_query(sys::AP_MPMQ_MAX_THREADS).unwrap_or(1).max(1),
-        restrict_stdin: settings.restrict_stdin == Some(true),
-        restrict_stdout: settings.restrict_stdout == Some(true),
-        python_path: settings.path.clone(),
-        switch_interval: settings.switch_interval,
-        python_eggs: settings.python_eggs.clone(),
-    };
+    let info = process_info(
+        settings,
+        "",
+        server::mpm_query(sys::AP_MPMQ_MAX_DAEMONS).unwrap_or(1),
+        server::mpm_query(sys::AP_MPMQ_MAX_THREADS).unwrap_or(1),
+    );
     let ready = tstate::with_gil(|py| {
         let running = py.version_info();
         if format!("{}.{}", running.major, running.minor) != PYTHON_BUILD_VERSION {
@@ -168,12 +179,30 @@ fn start_python(pchild: Pool, main: Server) {
     }
 }
 
+/// What the adapter's setup tells Python about this process.
+pub fn process_info(settings: &GlobalSettings, process_group: &str, processes: i32, threads: i32) -> interp::ProcessInfo {
+    interp::ProcessInfo {
+        compat_version: COMPAT_VERSION,
+        apache_version: server::apache_version(),
+        description: server::server_description(),
+        mpm_name: server::mpm_name(),
+        process_group: process_group.to_string(),
+        maximum_processes: processes.max(1),
+        threads_per_process: threads.max(1),
+        restrict_stdin: settings.restrict_stdin == Some(true),
+        restrict_stdout: settings.restrict_stdout == Some(true),
+        python_path: settings.path.clone(),
+        switch_interval: settings.switch_interval,
+        python_eggs: settings.python_eggs.clone(),
+    }
+}
+
 unsafe extern "C" fn translate_name(r: *mut sys::request_rec) -> i32 {
     // SAFETY: r is the live request of this hook.
-    guard("translate_name", sys::DECLINED, || crate::embedded::handler::translate_name(unsafe { Request::from_raw(r) }))
+    guard("translate_name", sys::DECLINED, || crate::dispatch::translate_name(unsafe { Request::from_raw(r) }))
 }
 
 unsafe extern "C" fn handler(r: *mut sys::request_rec) -> i32 {
     // SAFETY: r is the live request of this hook.
-    guard("handler", sys::HTTP_INTERNAL_SERVER_ERROR as i32, || crate::embedded::handler::handle(unsafe { Request::from_raw(r) }))
+    guard("handler", sys::HTTP_INTERNAL_SERVER_ERROR as i32, || crate::dispatch::handle(unsafe { Request::from_raw(r) }))
 }

@@ -35,6 +35,11 @@ pub const DIRECTIVES: &[Directive] = &[
     directive!(c"WSGIPythonEggs", Global, Take1(|cmd, v| set_global(cmd, |p| p.python_eggs = Some(v.to_string()))), c"directory for PYTHON_EGG_CACHE"),
     directive!(c"WSGIDestroyInterpreter", Global, Flag(|cmd, on| set_global(cmd, |p| p.destroy_interpreter = Some(on))), c"On|Off: finalise Python when a process exits"),
     directive!(c"WSGISwitchInterval", Global, Take1(switch_interval), c"seconds (> 0): Python's thread switch interval"),
+    directive!(c"WSGIDaemonProcess", Server, Argv(daemon_process), c"name [option=value ...]: define a daemon process group"),
+    directive!(c"WSGIProcessGroup", ServerDir, Take1(process_group), c"a WSGIDaemonProcess name, %{GLOBAL} (embedded) or %{ENV:var}"),
+    directive!(c"WSGIRestrictProcess", ServerDir, Argv(restrict_process), c"the process groups requests here may be sent to (%{GLOBAL} for embedded)"),
+    directive!(c"WSGISocketPrefix", Global, Take1(socket_prefix), c"path prefix (relative to ServerRoot) for daemon sockets"),
+    directive!(c"WSGISocketRotation", Global, Flag(|cmd, on| set_global(cmd, |g| g.socket_rotation = Some(on))), c"On|Off: new daemon socket names on each restart"),
     directive!(c"WSGIVerboseDebugging", Global, Flag(ignored), c"no effect; use LogLevel wsgi:debug"),
     directive!(c"WSGICaseSensitivity", Global, Flag(ignored), c"On|Off: accepted, no effect yet"),
     directive!(c"WSGIEnableSendfile", ServerDirFileInfo, Flag(ignored), c"On|Off: accepted; embedded mode always hands files to Apache"),
@@ -95,6 +100,45 @@ fn ignored(cmd: &mut Cmd, _value: bool) -> Result {
 fn switch_interval(cmd: &mut Cmd, value: &str) -> Result {
     let seconds = parse::parse_switch_interval(value)?;
     set_global(cmd, |p| p.switch_interval = Some(seconds))
+}
+
+fn daemon_process(cmd: &mut Cmd, args: &[String]) -> Result {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let spec = wsgi_core::daemon_options::parse_daemon_process(&args)?;
+    if let Some(user) = &spec.user {
+        crate::daemon::process::lookup_user(user).map_err(|e| format!("WSGIDaemonProcess {}: {e}", spec.name))?;
+    }
+    if let Some(group) = &spec.group {
+        crate::daemon::process::lookup_group(group).map_err(|e| format!("WSGIDaemonProcess {}: {e}", spec.name))?;
+    }
+    for group in &spec.supplementary_groups {
+        crate::daemon::process::lookup_group(group).map_err(|e| format!("WSGIDaemonProcess {}: {e}", spec.name))?;
+    }
+    crate::daemon::group::claim_name(&spec.name)?;
+    let server = cmd.server();
+    cmd.server_config().daemon_groups.push(Arc::new(crate::daemon::group::DaemonGroup { spec, server }));
+    Ok(())
+}
+
+fn process_group(cmd: &mut Cmd, value: &str) -> Result {
+    let spec = parse::parse_group_spec(cmd.name(), value)?;
+    set_dir(cmd, |d| d.process_group = Some(spec))
+}
+
+fn restrict_process(cmd: &mut Cmd, args: &[String]) -> Result {
+    if args.is_empty() {
+        return Err(format!("{} needs at least one process group name", cmd.name()));
+    }
+    let names = args.iter().map(|a| if a == "%{GLOBAL}" { String::new() } else { a.clone() }).collect();
+    set_dir(cmd, |d| d.restrict_process = Some(names))
+}
+
+fn socket_prefix(cmd: &mut Cmd, value: &str) -> Result {
+    if value.is_empty() {
+        return Err(format!("{} needs a path", cmd.name()));
+    }
+    let path = crate::ffi::process::server_root_path(cmd.pool(), value);
+    set_global(cmd, |g| g.socket_prefix = Some(path))
 }
 
 fn callable_object(cmd: &mut Cmd, value: &str) -> Result {

@@ -38,6 +38,10 @@ pub struct GlobalSettings {
     pub destroy_interpreter: Option<bool>,
     pub switch_interval: Option<f64>,
     pub python_eggs: Option<String>,
+    /// `WSGISocketPrefix`, already made absolute.
+    pub socket_prefix: Option<String>,
+    /// `WSGISocketRotation` (default On): socket names change each generation.
+    pub socket_rotation: Option<bool>,
 }
 
 /// Per server or virtual host. Built while parsing, read-only afterwards.
@@ -49,6 +53,8 @@ pub struct ServerConfig {
     /// mod_wsgi directives this server's config used that we accept but do
     /// not act on yet; each is warned about once at start-up.
     pub ignored: Vec<&'static str>,
+    /// `WSGIDaemonProcess` groups defined in this server.
+    pub daemon_groups: Vec<Arc<crate::daemon::group::DaemonGroup>>,
 }
 
 impl ServerConfig {
@@ -58,6 +64,7 @@ impl ServerConfig {
             // Global settings are the main server's wherever they are read.
             global: parent.global.clone(),
             ignored: child.ignored.clone(),
+            daemon_groups: child.daemon_groups.clone(),
         }
     }
 }
@@ -67,12 +74,14 @@ impl ServerConfig {
 pub struct DirConfig {
     pub callable_object: Option<String>,
     pub application_group: Option<GroupSpec>,
+    pub process_group: Option<GroupSpec>,
+    /// `WSGIRestrictProcess`: the process groups requests here may use.
+    pub restrict_process: Option<Vec<String>>,
     pub script_reloading: Option<bool>,
     pub pass_authorization: Option<bool>,
     pub chunked_request: Option<bool>,
     pub map_head_to_get: Option<MapHeadToGet>,
-    /// Daemon mode only (ErrorDocument for app errors); kept for when
-    /// daemon mode reads it.
+    /// Daemon mode only: Apache's ErrorDocument replaces app error bodies.
     pub error_override: Option<bool>,
 }
 
@@ -85,6 +94,8 @@ impl DirConfig {
         DirConfig {
             callable_object: pick(&child.callable_object, &parent.callable_object),
             application_group: pick(&child.application_group, &parent.application_group),
+            process_group: pick(&child.process_group, &parent.process_group),
+            restrict_process: pick(&child.restrict_process, &parent.restrict_process),
             script_reloading: pick(&child.script_reloading, &parent.script_reloading),
             pass_authorization: pick(&child.pass_authorization, &parent.pass_authorization),
             chunked_request: pick(&child.chunked_request, &parent.chunked_request),
@@ -100,6 +111,9 @@ impl DirConfig {
         RequestConfig {
             callable_object: alias_opts.callable_object.or_else(|| self.callable_object.clone()).unwrap_or_else(|| "application".to_string()),
             application_group: alias_opts.application_group.or_else(|| self.application_group.clone()).unwrap_or(GroupSpec::Resource),
+            process_group: alias_opts.process_group.or_else(|| self.process_group.clone()).unwrap_or(GroupSpec::Global),
+            restrict_process: self.restrict_process.clone(),
+            error_override: self.error_override.unwrap_or(false),
             script_reloading: self.script_reloading.unwrap_or(true),
             pass_authorization: alias_opts.pass_authorization.or(self.pass_authorization).unwrap_or(false),
             chunked_request: self.chunked_request.unwrap_or(false),
@@ -112,6 +126,10 @@ impl DirConfig {
 pub struct RequestConfig {
     pub callable_object: String,
     pub application_group: GroupSpec,
+    /// `%{GLOBAL}` (the default) means embedded mode.
+    pub process_group: GroupSpec,
+    pub restrict_process: Option<Vec<String>>,
+    pub error_override: bool,
     pub script_reloading: bool,
     pub pass_authorization: bool,
     pub chunked_request: bool,

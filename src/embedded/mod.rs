@@ -1,7 +1,67 @@
 //! Embedded mode: the WSGI application runs inside Apache's own child
-//! processes. `handler` decides whether a request is ours and runs it,
-//! `environ` gathers what the app sees, and `transport` carries the
-//! response through Apache's filters.
+//! processes. `environ` gathers what the app sees (in either mode) and
+//! `transport` carries the response through Apache's filters.
 pub mod environ;
-pub mod handler;
 pub mod transport;
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::config::RequestConfig;
+use crate::dispatch::fail;
+use crate::ffi::log::{self, Level};
+use crate::ffi::request::Request;
+use crate::ffi::sys;
+use crate::python::{init, interp, tstate};
+use crate::wsgi::request as request_io;
+use environ::Var;
+use transport::ApacheTransport;
+
+/// A number for each worker thread (mod_wsgi.thread_id), given on its first request.
+fn thread_number() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local!(static NUMBER: Cell<u64> = const { Cell::new(0) });
+    NUMBER.with(|n| {
+        if n.get() == 0 {
+            n.set(NEXT.fetch_add(1, Ordering::Relaxed));
+        }
+        n.get()
+    })
+}
+
+/// Runs the request's application in this process's Python.
+pub fn run(req: Request, script: &str, mtime: i64, cfg: &RequestConfig, application_group: &str, vars: &[Var<'_>]) -> i32 {
+    if req.server_config().global.restrict_embedded == Some(true) {
+        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR as i32, &format!("Embedded mode of mod_wsgi-rs is disabled (WSGIRestrictEmbedded On); cannot run {script}"));
+    }
+    if !init::is_running() {
+        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR as i32, &format!("Python is not available in this Apache child (see the errors logged at its start); cannot run {script}"));
+    }
+    let Some(interpreter) = interp::for_group(application_group) else {
+        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR as i32, "the Python interpreter for this request is not available");
+    };
+    tstate::with_gil(|py| {
+        let _current = request_io::install(Box::new(ApacheTransport::new(req)));
+        let result = interpreter
+            .environ(py, vars, req.request_time(), thread_number())
+            .and_then(|env| interpreter.handle(py, script, mtime, cfg.script_reloading, &cfg.callable_object, env));
+        let outcome = request_io::outcome();
+        match result {
+            Ok(()) => sys::OK,
+            Err(_) if outcome.client_gone => {
+                log::request(req.raw(), Level::Info, &format!("client closed the connection while {script} was responding"));
+                sys::OK
+            }
+            Err(err) => {
+                interpreter.log_exception(py, err, script);
+                if outcome.headers_sent {
+                    // Too late for an error page: cut the response short.
+                    request_io::abort_response();
+                    sys::OK
+                } else {
+                    sys::HTTP_INTERNAL_SERVER_ERROR as i32
+                }
+            }
+        }
+    })
+}

@@ -105,6 +105,12 @@ impl Cmd {
         unsafe { &mut *(self.mconfig as *mut DirConfig) }
     }
 
+    /// The server (main or virtual host) the directive is in.
+    pub fn server(&self) -> super::server::Server {
+        // SAFETY: cmd->server is live during parsing.
+        super::server::Server(unsafe { (*self.raw).server })
+    }
+
     pub fn pool(&self) -> Pool {
         // SAFETY: cmd->pool is the configuration pool, live while parsing.
         Pool(unsafe { (*self.raw).pool })

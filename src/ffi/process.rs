@@ -110,24 +110,21 @@ pub fn server_root_path(pool: Pool, name: &str) -> String {
 }
 
 /// Rewrites this process's command line as `ps` shows it, within the
-/// space the original argv occupied.
+/// space the original arguments occupied (their length is what the kernel
+/// reports in /proc/self/cmdline; Apache may have rewritten argv itself).
 pub fn set_process_title(server: super::server::Server, title: &str) {
-    // SAFETY: argv points at the process's original argument strings, which
-    // are contiguous in memory; we write at most their total length.
+    let room = std::fs::read("/proc/self/cmdline").map(|c| c.len()).unwrap_or(0);
+    // SAFETY: process->argv[0] is the first of the original argument
+    // strings, which occupy `room` contiguous bytes; we write only there.
     unsafe {
         let process = (*server.0).process;
-        let (argv, argc) = ((*process).argv, (*process).argc as usize);
-        if argv.is_null() || argc == 0 || (*argv).is_null() {
-            return;
+        let argv = (*process).argv;
+        if room > 1 && !argv.is_null() && !(*argv).is_null() {
+            let start = *argv as *mut u8;
+            let n = title.len().min(room - 1);
+            std::ptr::write_bytes(start, 0, room);
+            std::ptr::copy_nonoverlapping(title.as_ptr(), start, n);
         }
-        let start = *argv as *mut u8;
-        let last = *argv.add(argc - 1);
-        let end = last.add(libc::strlen(last)) as *mut u8;
-        let room = end.offset_from(start) as usize;
-        let bytes = title.as_bytes();
-        let n = bytes.len().min(room);
-        std::ptr::write_bytes(start, 0, room);
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), start, n);
     }
     let short: String = title.chars().take(15).collect();
     let _ = nix::sys::prctl::set_name(&CString::new(short).unwrap_or_default());

@@ -45,6 +45,11 @@ impl Server {
         })
     }
 
+    pub fn is_virtual(&self) -> bool {
+        // SAFETY: a field set at configuration time.
+        unsafe { (*self.0).is_virtual != 0 }
+    }
+
     pub fn hostname(&self) -> String {
         // SAFETY: a NUL-terminated string in the config pool, or NULL.
         unsafe { cstr_string((*self.0).server_hostname) }.unwrap_or_default()
@@ -94,4 +99,11 @@ pub fn apache_version() -> (u32, u32, u32) {
     // SAFETY: fills the struct.
     unsafe { sys::ap_get_server_revision(&mut v) };
     (v.major as u32, v.minor as u32, v.patch as u32)
+}
+
+/// The server's `Timeout`.
+pub fn request_timeout(server: Server) -> std::time::Duration {
+    // SAFETY: a field set at configuration time.
+    let us = unsafe { (*server.0).timeout };
+    std::time::Duration::from_micros(us.max(0) as u64)
 }

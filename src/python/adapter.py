@@ -186,6 +186,11 @@ def _load(path, mtime, reloading):
         return module
 
 
+def needs_reload(path, mtime):
+    entry = _scripts.get(path)
+    return entry is not None and entry[1] != mtime
+
+
 def handle(path, mtime, reloading, callable_name, environ):
     module = _load(path, mtime, reloading)
     try:
@@ -243,7 +248,7 @@ def setup(settings):
 
     mod_wsgi = types.ModuleType('mod_wsgi')
     mod_wsgi.version = settings['version']
-    mod_wsgi.process_group = ''
+    mod_wsgi.process_group = settings['process_group']
     mod_wsgi.application_group = ''
     mod_wsgi.maximum_processes = settings['maximum_processes']
     mod_wsgi.threads_per_process = settings['threads_per_process']
@@ -269,7 +274,7 @@ def setup(settings):
         'wsgi.file_wrapper': FileWrapper,
         'mod_wsgi.version': settings['version'],
         'apache.version': settings['apache_version'],
-        'mod_wsgi.process_group': '',
+        'mod_wsgi.process_group': settings['process_group'],
         'mod_wsgi.request_handler': 'wsgi-script',
         'mod_wsgi.handler_script': '',
         'mod_wsgi.queue_start': 0.0,

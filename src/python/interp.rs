@@ -18,6 +18,8 @@ pub struct ProcessInfo {
     pub apache_version: (u32, u32, u32),
     pub description: String,
     pub mpm_name: String,
+    /// The daemon process group, or "" in Apache's own children.
+    pub process_group: String,
     pub maximum_processes: i32,
     pub threads_per_process: i32,
     pub restrict_stdin: bool,
@@ -29,6 +31,8 @@ pub struct ProcessInfo {
 
 pub struct Interpreter {
     handle: Py<PyAny>,
+    load: Py<PyAny>,
+    needs_reload: Py<PyAny>,
     log_exception: Py<PyAny>,
     base_environ: Py<PyDict>,
 }
@@ -54,6 +58,7 @@ impl Interpreter {
         settings.set_item("apache_version", info.apache_version)?;
         settings.set_item("description", &info.description)?;
         settings.set_item("mpm_name", &info.mpm_name)?;
+        settings.set_item("process_group", &info.process_group)?;
         settings.set_item("maximum_processes", info.maximum_processes)?;
         settings.set_item("threads_per_process", info.threads_per_process)?;
         settings.set_item("restrict_stdin", info.restrict_stdin)?;
@@ -65,6 +70,8 @@ impl Interpreter {
 
         Ok(Interpreter {
             handle: module.getattr("handle")?.unbind(),
+            load: module.getattr("_load")?.unbind(),
+            needs_reload: module.getattr("needs_reload")?.unbind(),
             log_exception: module.getattr("log_exception")?.unbind(),
             base_environ: base.unbind(),
         })
@@ -96,6 +103,18 @@ impl Interpreter {
         ])?;
         self.handle.bind(py).call1(args)?;
         Ok(())
+    }
+
+    /// Loads a script ahead of its first request (daemon preloading).
+    pub fn preload(&self, py: Python<'_>, script: &str) -> PyResult<()> {
+        let mtime = std::fs::metadata(script).ok().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_micros() as i64);
+        self.load.bind(py).call1((script, mtime, false))?;
+        Ok(())
+    }
+
+    /// Whether `script` was loaded here with another modification time.
+    pub fn script_changed(&self, py: Python<'_>, script: &str, mtime: i64) -> bool {
+        self.needs_reload.bind(py).call1((script, mtime)).and_then(|r| r.is_truthy()).unwrap_or(false)
     }
 
     /// Logs an app's exception, with its traceback, to the error log.

@@ -1,19 +1,17 @@
 //! Deciding which requests are ours (`WSGIScriptAlias`, the `wsgi-script`
-//! handler) and running them in the embedded Python.
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
-
+//! handler) and where each runs: in this process's Python (embedded mode)
+//! or in a daemon process group.
 use wsgi_core::directives::{GroupContext, MapHeadToGet};
 use wsgi_core::environ::alias_match_len;
 
-use super::environ::{self, RequestFacts};
-use super::transport::ApacheTransport;
+use wsgi_core::protocol::RequestHead;
+
 use crate::config::AliasPattern;
+use crate::daemon::{client, group};
+use crate::embedded::environ::{self, RequestFacts};
 use crate::ffi::log::{self, Level};
 use crate::ffi::request::{FileKind, Request};
 use crate::ffi::sys;
-use crate::python::{init, interp, tstate};
-use crate::wsgi::request as request_io;
 
 /// The handler names that select us, as with mod_wsgi.
 const HANDLER_NAMES: [&[u8]; 2] = [b"wsgi-script", b"application/x-httpd-wsgi"];
@@ -52,20 +50,8 @@ pub fn translate_name(req: Request) -> i32 {
     sys::DECLINED
 }
 
-/// A number for each worker thread (mod_wsgi.thread_id), given on its first request.
-fn thread_number() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    thread_local!(static NUMBER: Cell<u64> = const { Cell::new(0) });
-    NUMBER.with(|n| {
-        if n.get() == 0 {
-            n.set(NEXT.fetch_add(1, Ordering::Relaxed));
-        }
-        n.get()
-    })
-}
-
 #[track_caller]
-fn fail(req: &Request, status: i32, message: &str) -> i32 {
+pub(crate) fn fail(req: &Request, status: i32, message: &str) -> i32 {
     log::request(req.raw(), Level::Err, message);
     status
 }
@@ -97,25 +83,22 @@ pub fn handle(req: Request) -> i32 {
     if let Err(status) = req.setup_body(cfg.chunked_request) {
         return status;
     }
-    let python = &req.server_config().global;
-    if python.restrict_embedded == Some(true) {
-        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR as i32, &format!("Embedded mode of mod_wsgi-rs is disabled (WSGIRestrictEmbedded On); cannot run {script}"));
-    }
-    if !init::is_running() {
-        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR as i32, &format!("Python is not available in this Apache child (see the errors logged at its start); cannot run {script}"));
-    }
-
     let (script_name, path_info) = environ::script_name_and_path_info(&req);
     let env_lookup = |name: &str| req.notes().get_string(name).or_else(|| req.subprocess_env().get_string(name)).or_else(|| std::env::var(name).ok());
     let server_name = String::from_utf8_lossy(req.server_name()).into_owned();
     let host = req.headers_in().get(c"Host").map(|h| String::from_utf8_lossy(h).into_owned());
-    let group = cfg.application_group.expand(&GroupContext {
+    let group_context = GroupContext {
         server_name: &server_name,
         port: req.server_port(),
         host_header: host.as_deref(),
         script_name: &script_name,
         env: &env_lookup,
-    });
+    };
+    let group = cfg.application_group.expand(&group_context);
+    let process_group = cfg.process_group.expand(&group_context);
+    if cfg.restrict_process.as_ref().is_some_and(|allowed| !allowed.contains(&process_group)) {
+        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR as i32, &format!("process group '{process_group}' is not allowed here by WSGIRestrictProcess; cannot run {script}"));
+    }
     let head_as_get = req.method() == b"HEAD"
         && match cfg.map_head_to_get {
             MapHeadToGet::On => true,
@@ -127,37 +110,30 @@ pub fn handle(req: Request) -> i32 {
         path_info: &path_info,
         method: if head_as_get { b"GET" } else { req.method() },
         application_group: &group,
-        process_group: "",
+        process_group: &process_group,
         callable_object: &cfg.callable_object,
         pass_authorization: cfg.pass_authorization,
     };
     let vars = environ::collect(&req, &facts);
-    let Some(interpreter) = interp::for_group(&group) else {
-        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR as i32, "the Python interpreter for this request is not available");
-    };
+    if process_group.is_empty() {
+        return crate::embedded::run(req, &script, mtime, &cfg, &group, &vars);
+    }
 
-    tstate::with_gil(|py| {
-        let _current = request_io::install(Box::new(ApacheTransport::new(req)));
-        let result = interpreter
-            .environ(py, &vars, req.request_time(), thread_number())
-            .and_then(|env| interpreter.handle(py, &script, mtime, cfg.script_reloading, &cfg.callable_object, env));
-        let outcome = request_io::outcome();
-        match result {
-            Ok(()) => sys::OK,
-            Err(_) if outcome.client_gone => {
-                log::request(req.raw(), Level::Info, &format!("client closed the connection while {script} was responding"));
-                sys::OK
-            }
-            Err(err) => {
-                interpreter.log_exception(py, err, &script);
-                if outcome.headers_sent {
-                    // Too late for an error page: cut the response short.
-                    request_io::abort_response();
-                    sys::OK
-                } else {
-                    sys::HTTP_INTERNAL_SERVER_ERROR as i32
-                }
-            }
-        }
-    })
+    let Some(daemon) = group::find(&process_group) else {
+        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR as i32, &format!("No WSGI daemon process called '{process_group}' has been configured (WSGIProcessGroup); cannot run {script}"));
+    };
+    if !daemon.def.usable_from(req.server()) {
+        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR as i32, &format!("WSGI daemon process group '{process_group}' is defined in another virtual host and cannot be used here; cannot run {script}"));
+    }
+    let head = RequestHead {
+        script: script.clone(),
+        script_mtime: mtime,
+        callable: cfg.callable_object.clone(),
+        reloading: cfg.script_reloading,
+        application_group: group,
+        request_start_us: (req.request_time() * 1e6) as i64,
+        environ: vars.into_iter().map(|(k, v)| (k.into_owned(), v.into_owned())).collect(),
+    };
+    let settings = client::Settings { error_override: cfg.error_override, apache_timeout: crate::ffi::server::request_timeout(req.server()) };
+    client::run(req, &daemon, head, &settings)
 }

@@ -1,0 +1,657 @@
+//! Parsing of `WSGIDaemonProcess name [option=value ...]` into a typed
+//! [`DaemonSpec`] with mod_wsgi 6's defaults. Options that mod_wsgi accepts
+//! but we do not implement are accepted and listed in [`DaemonSpec::ignored`],
+//! so a working mod_wsgi configuration still passes `apache2 -t`.
+use std::time::Duration;
+
+const D: &str = "WSGIDaemonProcess";
+
+/// Largest number of seconds a timeout may be, so adding it to an `Instant`
+/// can never overflow (and it fits the C `int` mod_wsgi uses).
+const MAX_SECONDS: u64 = i32::MAX as u64;
+
+/// One daemon process group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonSpec {
+    pub name: String,
+    pub processes: u32,
+    /// Whether `processes=` was given at all: even `processes=1` makes
+    /// `wsgi.multiprocess` true.
+    pub processes_given: bool,
+    /// Request threads per process, 1..=65533.
+    pub threads: u32,
+    /// The raw `display-name=` value; see [`DaemonSpec::process_title`].
+    pub display_name: Option<String>,
+    /// `name` or `#uid`, resolved by the module. None: Apache's `User`.
+    pub user: Option<String>,
+    /// `name` or `#gid`. None: Apache's `Group`.
+    pub group: Option<String>,
+    /// Explicit supplementary groups (names or `#gid`); empty: `initgroups(user)`.
+    pub supplementary_groups: Vec<String>,
+    pub umask: Option<u32>,
+    /// Working directory, also put first on `sys.path`. Always absolute.
+    pub home: Option<String>,
+    pub python_home: Option<String>,
+    pub python_path: Vec<String>,
+    /// Becomes `PYTHON_EGG_CACHE`.
+    pub python_eggs: Option<String>,
+    /// Becomes `LANG`.
+    pub lang: Option<String>,
+    /// Becomes `LC_ALL` (and `setlocale`).
+    pub locale: Option<String>,
+    pub switch_interval: Option<f64>,
+    /// Recycle the process after this many requests; 0 = never.
+    pub maximum_requests: u64,
+    /// For every `Option<Duration>` below, None means off (the option was 0).
+    pub restart_interval: Option<Duration>,
+    pub inactivity_timeout: Option<Duration>,
+    pub request_timeout: Option<Duration>,
+    /// Drain window for graceful recycles (default 15 s); None: recycle at once.
+    pub graceful_timeout: Option<Duration>,
+    /// Drain window on SIGUSR1; None: use `graceful_timeout`.
+    pub eviction_timeout: Option<Duration>,
+    /// Force exit this long after shutdown starts (default 5 s); None: never.
+    pub shutdown_timeout: Option<Duration>,
+    pub startup_timeout: Option<Duration>,
+    /// Restart when the GIL cannot be taken for this long (default 300 s).
+    pub deadlock_timeout: Option<Duration>,
+    /// Total budget for connecting to the daemon socket, retries included
+    /// (default 15 s); zero means a single attempt.
+    pub connect_timeout: Duration,
+    /// Per-I/O timeout on the child↔daemon socket; None: Apache's `Timeout`.
+    pub socket_timeout: Option<Duration>,
+    /// Longest a request may wait for a daemon thread before a 504.
+    pub queue_timeout: Option<Duration>,
+    pub listen_backlog: u32,
+    /// Largest response head the child accepts from the daemon, in bytes.
+    pub header_buffer_size: usize,
+    /// Force a flush after this many body bytes without one.
+    pub response_buffer_size: usize,
+    /// `RLIMIT_DATA` in bytes; 0 = no limit.
+    pub memory_limit: u64,
+    /// Options accepted for compatibility whose settings we do not honour,
+    /// in the order given, for one warning each.
+    pub ignored: Vec<String>,
+}
+
+impl DaemonSpec {
+    /// mod_wsgi 6's defaults for a group called `name`.
+    pub fn new(name: &str) -> Self {
+        DaemonSpec {
+            name: name.to_string(),
+            processes: 1,
+            processes_given: false,
+            threads: 15,
+            display_name: None,
+            user: None,
+            group: None,
+            supplementary_groups: Vec::new(),
+            umask: None,
+            home: None,
+            python_home: None,
+            python_path: Vec::new(),
+            python_eggs: None,
+            lang: None,
+            locale: None,
+            switch_interval: None,
+            maximum_requests: 0,
+            restart_interval: None,
+            inactivity_timeout: None,
+            request_timeout: None,
+            graceful_timeout: Some(Duration::from_secs(15)),
+            eviction_timeout: None,
+            shutdown_timeout: Some(Duration::from_secs(5)),
+            startup_timeout: None,
+            deadlock_timeout: Some(Duration::from_secs(300)),
+            connect_timeout: Duration::from_secs(15),
+            socket_timeout: None,
+            queue_timeout: None,
+            listen_backlog: 100,
+            header_buffer_size: DEFAULT_HEADER_BUFFER,
+            response_buffer_size: DEFAULT_RESPONSE_BUFFER,
+            memory_limit: 0,
+            ignored: Vec::new(),
+        }
+    }
+
+    /// The process title to set, if any. As in mod_wsgi, only a value that is
+    /// exactly `%{GROUP}` expands, to `(wsgi:<group>)`, which is what
+    /// operators match with `pkill -f 'wsgi:NAME'`.
+    pub fn process_title(&self, group: &str) -> Option<String> {
+        self.display_name
+            .as_deref()
+            .map(|name| if name == "%{GROUP}" { format!("(wsgi:{group})") } else { name.to_string() })
+    }
+}
+
+pub const DEFAULT_HEADER_BUFFER: usize = 32768;
+pub const DEFAULT_RESPONSE_BUFFER: usize = 8 << 20;
+
+/// Options mod_wsgi 6 accepts that we only check and record, with the
+/// values that ask for nothing beyond our behaviour (no warning for those,
+/// since mod_wsgi-express writes most of them out with their defaults).
+const IGNORED: [(&str, Ignored); 14] = [
+    ("stack-size", Ignored::Count(&[0])),
+    ("interrupt-timeout", Ignored::Count(&[0])),
+    ("cpu-time-limit", Ignored::Count(&[0])),
+    ("cpu-priority", Ignored::Integer),
+    ("virtual-memory-limit", Ignored::Count(&[0])),
+    ("send-buffer-size", Ignored::Count(&[0])),
+    ("receive-buffer-size", Ignored::Count(&[0])),
+    ("response-socket-timeout", Ignored::Count(&[0])),
+    // We flush every chunk as it arrives, which no delay setting improves on.
+    ("response-flush-delay", Ignored::Count(&[0, 5])),
+    ("server-metrics", Ignored::Flag),
+    ("socket-user", Ignored::Name),
+    ("script-user", Ignored::Name),
+    ("script-group", Ignored::Name),
+    ("chroot", Ignored::Path),
+];
+
+#[derive(Clone, Copy)]
+enum Ignored {
+    /// A whole number ≥ 0; the listed values are no-ops.
+    Count(&'static [u64]),
+    /// Any integer; 0 is a no-op.
+    Integer,
+    /// On or Off; Off is a no-op.
+    Flag,
+    /// A user or group name, or `#id`.
+    Name,
+    /// An absolute path.
+    Path,
+}
+
+/// A sample of valid options for the unknown-option message.
+const SAMPLE: &str = "processes=, threads=, user=, group=, home=, display-name=, python-home=, python-path=, \
+    maximum-requests=, request-timeout=, socket-timeout=, queue-timeout=, graceful-timeout=";
+
+/// Parses the arguments of `WSGIDaemonProcess`: the group name, then
+/// `option=value` words (Apache has already removed the quotes).
+pub fn parse_daemon_process(args: &[&str]) -> Result<DaemonSpec, String> {
+    let (&name, options) = args.split_first().ok_or_else(|| format!("{D} needs a process group name"))?;
+    check_group_name(name)?;
+    let mut spec = DaemonSpec::new(name);
+    let mut seen: Vec<&str> = Vec::new();
+    for option in options {
+        let Some((key, value)) = option.split_once('=').filter(|(key, _)| !key.is_empty()) else {
+            return Err(format!("{D}: '{option}' is not of the form option=value"));
+        };
+        // mod_wsgi lets the last one win; a repeat is almost always a mistake.
+        if seen.contains(&key) {
+            return Err(format!("{D}: option {key}= is given more than once"));
+        }
+        seen.push(key);
+        match key {
+            "processes" => {
+                spec.processes = number(key, value, 1, u32::MAX as u64)? as u32;
+                spec.processes_given = true;
+            }
+            "threads" => {
+                if value == "0" {
+                    return Err(format!(
+                        "{D} option threads=0 (a service-script process with no request threads) is not supported; \
+                         give threads= from 1 to 65533"
+                    ));
+                }
+                spec.threads = number(key, value, 1, 0xfffd)? as u32;
+            }
+            "display-name" => spec.display_name = non_empty(value),
+            "user" => spec.user = Some(user_or_group(key, value)?),
+            "group" => spec.group = Some(user_or_group(key, value)?),
+            "supplementary-groups" => {
+                // Empty entries (a trailing comma, which mod_wsgi tolerates) are skipped.
+                spec.supplementary_groups =
+                    value.split(',').filter(|g| !g.is_empty()).map(|g| user_or_group(key, g)).collect::<Result<_, _>>()?;
+            }
+            "umask" => spec.umask = Some(umask(value)?),
+            "home" => spec.home = Some(absolute(key, value)?),
+            "python-home" => spec.python_home = non_empty(value),
+            // mod_wsgi-express writes `python-path=''` when it has none.
+            "python-path" => spec.python_path = crate::directives::parse_python_path(value),
+            "python-eggs" => spec.python_eggs = non_empty(value),
+            "lang" => spec.lang = non_empty(value),
+            "locale" => spec.locale = non_empty(value),
+            "switch-interval" => match value.parse::<f64>() {
+                Ok(seconds) if seconds > 0.0 && seconds.is_finite() => spec.switch_interval = Some(seconds),
+                _ => {
+                    return Err(format!(
+                        "{D} option switch-interval= must be a number of seconds above 0, such as 0.005, not '{value}'"
+                    ))
+                }
+            },
+            "maximum-requests" => spec.maximum_requests = number(key, value, 0, u64::MAX)?,
+            "restart-interval" => spec.restart_interval = off_if_zero(seconds(key, value, "off")?),
+            "inactivity-timeout" => spec.inactivity_timeout = off_if_zero(seconds(key, value, "off")?),
+            "request-timeout" => spec.request_timeout = off_if_zero(seconds(key, value, "off")?),
+            "graceful-timeout" => spec.graceful_timeout = off_if_zero(seconds(key, value, "off")?),
+            "eviction-timeout" => spec.eviction_timeout = off_if_zero(seconds(key, value, "off")?),
+            "shutdown-timeout" => spec.shutdown_timeout = off_if_zero(seconds(key, value, "off")?),
+            "startup-timeout" => spec.startup_timeout = off_if_zero(seconds(key, value, "off")?),
+            "deadlock-timeout" => spec.deadlock_timeout = off_if_zero(seconds(key, value, "off")?),
+            "connect-timeout" => spec.connect_timeout = seconds(key, value, "a single attempt")?,
+            "socket-timeout" => spec.socket_timeout = off_if_zero(seconds(key, value, "Apache's Timeout")?),
+            "queue-timeout" => spec.queue_timeout = off_if_zero(seconds(key, value, "off")?),
+            "listen-backlog" => spec.listen_backlog = number(key, value, 1, i32::MAX as u64)? as u32,
+            "header-buffer-size" => {
+                // A head must fit in one protocol frame, hence the upper bound.
+                spec.header_buffer_size = buffer_size(key, value, 8192, crate::protocol::MAX_FRAME, DEFAULT_HEADER_BUFFER)?
+            }
+            "response-buffer-size" => {
+                spec.response_buffer_size = buffer_size(key, value, 65536, usize::MAX, DEFAULT_RESPONSE_BUFFER)?
+            }
+            "memory-limit" => spec.memory_limit = number(key, value, 0, i64::MAX as u64)?,
+            _ => match IGNORED.iter().find(|(name, _)| *name == key) {
+                Some(&(name, kind)) => {
+                    if !check_ignored(name, kind, value)? {
+                        spec.ignored.push(name.to_string());
+                    }
+                }
+                None => return Err(format!("{D}: unknown option '{key}'; valid options include {SAMPLE}")),
+            },
+        }
+    }
+    if seen.contains(&"script-user") && seen.contains(&"script-group") {
+        return Err(format!("{D}: give only one of script-user= and script-group="));
+    }
+    Ok(spec)
+}
+
+/// Group names end up in socket paths, process titles and `WSGIProcessGroup`
+/// lookups, where '/', spaces and a leading '%' (the `%{…}` selectors) would
+/// each be ambiguous.
+fn check_group_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) || name.starts_with('%') {
+        return Err(format!(
+            "{D} needs a process group name that is not empty and has no '/', no whitespace and no leading '%', not '{name}'"
+        ));
+    }
+    Ok(())
+}
+
+fn non_empty(value: &str) -> Option<String> {
+    (!value.is_empty()).then(|| value.to_string())
+}
+
+/// Digits only: Rust's `parse` would also take a leading '+'.
+fn digits(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
+fn number(key: &str, value: &str, min: u64, max: u64) -> Result<u64, String> {
+    let n = digits(value);
+    if let Some(n) = n.filter(|n| (min..=max).contains(n)) {
+        return Ok(n);
+    }
+    // A huge upper bound is only worth naming to someone who went past it.
+    let too_big = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) && n.is_none_or(|n| n > max);
+    if max >= i32::MAX as u64 && !too_big {
+        return Err(format!("{D} option {key}= must be a whole number ≥ {min}, not '{value}'"));
+    }
+    Err(format!("{D} option {key}= must be a whole number from {min} to {max}, not '{value}'"))
+}
+
+/// Whole seconds, as mod_wsgi reads them; `zero` says what 0 means.
+fn seconds(key: &str, value: &str, zero: &str) -> Result<Duration, String> {
+    match digits(value) {
+        Some(n) if n <= MAX_SECONDS => Ok(Duration::from_secs(n)),
+        _ => Err(format!("{D} option {key}= must be a whole number of seconds (0 for {zero}), not '{value}'")),
+    }
+}
+
+fn off_if_zero(duration: Duration) -> Option<Duration> {
+    (!duration.is_zero()).then_some(duration)
+}
+
+/// 0 selects the default; anything else must be within `min..=max`.
+fn buffer_size(key: &str, value: &str, min: usize, max: usize, default: usize) -> Result<usize, String> {
+    match digits(value).and_then(|n| usize::try_from(n).ok()) {
+        Some(0) => Ok(default),
+        Some(n) if (min..=max).contains(&n) => Ok(n),
+        _ => {
+            let upper = if max == usize::MAX { String::new() } else { format!(" and ≤ {max}") };
+            Err(format!("{D} option {key}= must be 0 (for {default}) or a whole number of bytes ≥ {min}{upper}, not '{value}'"))
+        }
+    }
+}
+
+/// `name` or `#id`. uid 0 is refused here when it is spelled out; a name
+/// that resolves to uid 0 must still be refused when the module resolves it.
+fn user_or_group(key: &str, value: &str) -> Result<String, String> {
+    let id = value.strip_prefix('#');
+    if value.is_empty() || id.is_some_and(|id| digits(id).is_none_or(|n| n > u32::MAX as u64)) {
+        return Err(format!("{D} option {key}= takes a name or #id, not '{value}'"));
+    }
+    if key == "user" && (value == "root" || id.and_then(digits) == Some(0)) {
+        return Err(format!("{D} option user= must not be root: WSGI daemon processes never run as root"));
+    }
+    Ok(value.to_string())
+}
+
+fn umask(value: &str) -> Result<u32, String> {
+    match u32::from_str_radix(value, 8) {
+        Ok(mask) if mask <= 0o777 && !value.starts_with('+') => Ok(mask),
+        _ => Err(format!("{D} option umask= must be an octal mask from 0 to 0777, such as 0022, not '{value}'")),
+    }
+}
+
+fn absolute(key: &str, value: &str) -> Result<String, String> {
+    if !value.starts_with('/') {
+        return Err(format!("{D} option {key}= must be an absolute path, not '{value}'"));
+    }
+    Ok(value.to_string())
+}
+
+/// Checks an ignored option's value as mod_wsgi would; true when the value
+/// is a no-op, so no warning is due.
+fn check_ignored(key: &str, kind: Ignored, value: &str) -> Result<bool, String> {
+    Ok(match kind {
+        Ignored::Count(noops) => {
+            noops.contains(&number(key, value, 0, i64::MAX as u64)?)
+        }
+        Ignored::Integer => {
+            let magnitude = value.strip_prefix('-').unwrap_or(value);
+            if digits(magnitude).is_none_or(|n| n > i32::MAX as u64) {
+                return Err(format!("{D} option {key}= must be a whole number, not '{value}'"));
+            }
+            digits(magnitude) == Some(0)
+        }
+        Ignored::Flag => !crate::directives::parse_on_off(&format!("{D} option {key}="), value)?,
+        Ignored::Name => {
+            user_or_group(key, value)?;
+            false
+        }
+        Ignored::Path => {
+            absolute(key, value)?;
+            false
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(options: &[&str]) -> Result<DaemonSpec, String> {
+        let mut args = vec!["app"];
+        args.extend_from_slice(options);
+        parse_daemon_process(&args)
+    }
+
+    fn secs(n: u64) -> Option<Duration> {
+        Some(Duration::from_secs(n))
+    }
+
+    #[test]
+    fn defaults() {
+        let spec = parse(&[]).unwrap();
+        assert_eq!(spec, DaemonSpec::new("app"));
+        assert_eq!((spec.processes, spec.processes_given, spec.threads), (1, false, 15));
+        assert_eq!(spec.graceful_timeout, secs(15));
+        assert_eq!(spec.shutdown_timeout, secs(5));
+        assert_eq!(spec.deadlock_timeout, secs(300));
+        assert_eq!(spec.connect_timeout, Duration::from_secs(15));
+        assert_eq!((spec.socket_timeout, spec.queue_timeout, spec.request_timeout), (None, None, None));
+        assert_eq!((spec.listen_backlog, spec.header_buffer_size, spec.response_buffer_size), (100, 32768, 8 << 20));
+        assert_eq!((spec.maximum_requests, spec.memory_limit), (0, 0));
+        assert!(spec.ignored.is_empty() && spec.display_name.is_none() && spec.process_title("app").is_none());
+    }
+
+    #[test]
+    fn group_names() {
+        assert_eq!(parse_daemon_process(&["localhost:8000"]).unwrap().name, "localhost:8000");
+        assert!(parse_daemon_process(&[]).unwrap_err().contains("needs a process group name"));
+        for bad in ["", "a/b", "a b", "a\tb", "%{GLOBAL}"] {
+            let err = parse_daemon_process(&[bad]).unwrap_err();
+            assert!(err.starts_with(D) && err.contains(&format!("'{bad}'")), "{err}");
+        }
+    }
+
+    #[test]
+    fn processes_and_threads() {
+        let spec = parse(&["processes=1", "threads=1"]).unwrap();
+        assert_eq!((spec.processes, spec.processes_given, spec.threads), (1, true, 1));
+        assert_eq!(parse(&["processes=4"]).unwrap().processes, 4);
+        assert_eq!(parse(&["threads=65533"]).unwrap().threads, 65533);
+        assert_eq!(parse(&["processes=abc"]).unwrap_err(), "WSGIDaemonProcess option processes= must be a whole number ≥ 1, not 'abc'");
+        assert!(parse(&["processes=0"]).unwrap_err().contains("≥ 1, not '0'"));
+        assert!(parse(&["processes=4294967296"]).unwrap_err().contains("from 1 to 4294967295"));
+        assert!(parse(&["threads=x"]).unwrap_err().contains("from 1 to 65533"));
+        for bad in ["0", "-1", "+2", " 2", "2x", "", "4294967296", "99999999999999999999999"] {
+            assert!(parse(&[&format!("processes={bad}")]).unwrap_err().contains("processes="), "{bad}");
+        }
+        for bad in ["65534", "-1", "x", ""] {
+            assert!(parse(&[&format!("threads={bad}")]).unwrap_err().contains("threads="), "{bad}");
+        }
+        assert!(parse(&["threads=0"]).unwrap_err().contains("not supported"));
+    }
+
+    #[test]
+    fn display_name() {
+        let spec = parse(&["display-name=%{GROUP}"]).unwrap();
+        assert_eq!(spec.display_name.as_deref(), Some("%{GROUP}"));
+        assert_eq!(spec.process_title("site").as_deref(), Some("(wsgi:site)"));
+        let spec = parse(&["display-name=my %{GROUP}"]).unwrap();
+        assert_eq!(spec.process_title("site").as_deref(), Some("my %{GROUP}"));
+        assert_eq!(parse(&["display-name="]).unwrap().display_name, None);
+    }
+
+    #[test]
+    fn users_and_groups() {
+        let spec = parse(&["user=www-data", "group=#33", "supplementary-groups=adm,#4"]).unwrap();
+        assert_eq!(spec.user.as_deref(), Some("www-data"));
+        assert_eq!(spec.group.as_deref(), Some("#33"));
+        assert_eq!(spec.supplementary_groups, vec!["adm", "#4"]);
+        assert_eq!(parse(&["user=#1000"]).unwrap().user.as_deref(), Some("#1000"));
+        assert_eq!(parse(&["supplementary-groups=a,b,"]).unwrap().supplementary_groups, vec!["a", "b"]);
+        for bad in ["user=", "user=#", "user=#x", "user=#-1", "user=#4294967296", "group=", "supplementary-groups=a,#x"] {
+            assert!(parse(&[bad]).is_err(), "{bad}");
+        }
+        for root in ["user=root", "user=#0", "user=#000"] {
+            assert!(parse(&[root]).unwrap_err().contains("root"), "{root}");
+        }
+        assert!(parse(&["group=root"]).is_ok());
+    }
+
+    #[test]
+    fn umask_values() {
+        assert_eq!(parse(&["umask=0022"]).unwrap().umask, Some(0o22));
+        assert_eq!(parse(&["umask=022"]).unwrap().umask, Some(0o22));
+        assert_eq!(parse(&["umask=7"]).unwrap().umask, Some(0o7));
+        assert_eq!(parse(&["umask=0777"]).unwrap().umask, Some(0o777));
+        for bad in ["", "8", "0x22", "1000", "-1", "+7", "abc"] {
+            assert!(parse(&[&format!("umask={bad}")]).unwrap_err().contains("umask="), "{bad}");
+        }
+    }
+
+    #[test]
+    fn paths_and_environment() {
+        let spec = parse(&[
+            "home=/srv/app",
+            "python-home=/srv/venv",
+            "python-path=/a:/b::/c",
+            "python-eggs=/tmp/eggs",
+            "lang=en_US.UTF-8",
+            "locale=C.UTF-8",
+        ])
+        .unwrap();
+        assert_eq!(spec.home.as_deref(), Some("/srv/app"));
+        assert_eq!(spec.python_home.as_deref(), Some("/srv/venv"));
+        assert_eq!(spec.python_path, vec!["/a", "/b", "/c"]);
+        assert_eq!(spec.python_eggs.as_deref(), Some("/tmp/eggs"));
+        assert_eq!((spec.lang.as_deref(), spec.locale.as_deref()), (Some("en_US.UTF-8"), Some("C.UTF-8")));
+        // mod_wsgi-express writes these empty when unset.
+        let spec = parse(&["python-path=", "python-eggs=", "lang=", "locale=", "python-home="]).unwrap();
+        assert!(spec.python_path.is_empty() && spec.python_eggs.is_none() && spec.lang.is_none());
+        assert!(spec.locale.is_none() && spec.python_home.is_none());
+        for bad in ["home=", "home=relative/dir"] {
+            assert!(parse(&[bad]).unwrap_err().contains("home="), "{bad}");
+        }
+    }
+
+    #[test]
+    fn switch_interval_and_counts() {
+        assert_eq!(parse(&["switch-interval=0.005"]).unwrap().switch_interval, Some(0.005));
+        for bad in ["0", "-1", "abc", "inf", "NaN", ""] {
+            assert!(parse(&[&format!("switch-interval={bad}")]).unwrap_err().contains("switch-interval="), "{bad}");
+        }
+        assert_eq!(parse(&["maximum-requests=1000"]).unwrap().maximum_requests, 1000);
+        assert_eq!(parse(&["maximum-requests=0"]).unwrap().maximum_requests, 0);
+        assert_eq!(parse(&["memory-limit=1073741824"]).unwrap().memory_limit, 1 << 30);
+        assert_eq!(parse(&["listen-backlog=1"]).unwrap().listen_backlog, 1);
+        for bad in ["maximum-requests=-1", "maximum-requests=x", "memory-limit=-5", "memory-limit=9223372036854775808"] {
+            assert!(parse(&[bad]).is_err(), "{bad}");
+        }
+        for bad in ["0", "-1", "2147483648", "x"] {
+            assert!(parse(&[&format!("listen-backlog={bad}")]).unwrap_err().contains("listen-backlog="), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timeouts() {
+        let keys = [
+            "restart-interval",
+            "inactivity-timeout",
+            "request-timeout",
+            "graceful-timeout",
+            "eviction-timeout",
+            "shutdown-timeout",
+            "startup-timeout",
+            "deadlock-timeout",
+            "socket-timeout",
+            "queue-timeout",
+        ];
+        let pick = |spec: &DaemonSpec, key: &str| match key {
+            "restart-interval" => spec.restart_interval,
+            "inactivity-timeout" => spec.inactivity_timeout,
+            "request-timeout" => spec.request_timeout,
+            "graceful-timeout" => spec.graceful_timeout,
+            "eviction-timeout" => spec.eviction_timeout,
+            "shutdown-timeout" => spec.shutdown_timeout,
+            "startup-timeout" => spec.startup_timeout,
+            "deadlock-timeout" => spec.deadlock_timeout,
+            "socket-timeout" => spec.socket_timeout,
+            "queue-timeout" => spec.queue_timeout,
+            _ => unreachable!(),
+        };
+        for key in keys {
+            assert_eq!(pick(&parse(&[&format!("{key}=60")]).unwrap(), key), secs(60), "{key}");
+            assert_eq!(pick(&parse(&[&format!("{key}=0")]).unwrap(), key), None, "{key}");
+            for bad in ["-1", "1.5", "abc", "", "2147483648"] {
+                let err = parse(&[&format!("{key}={bad}")]).unwrap_err();
+                assert!(err.contains(&format!("{key}=")) && err.contains("whole number of seconds"), "{err}");
+            }
+        }
+        assert_eq!(parse(&["connect-timeout=0"]).unwrap().connect_timeout, Duration::ZERO);
+        assert_eq!(parse(&["connect-timeout=30"]).unwrap().connect_timeout, Duration::from_secs(30));
+        assert!(parse(&["connect-timeout=-1"]).unwrap_err().contains("single attempt"));
+    }
+
+    #[test]
+    fn buffer_sizes() {
+        assert_eq!(parse(&["header-buffer-size=0"]).unwrap().header_buffer_size, 32768);
+        assert_eq!(parse(&["header-buffer-size=8192"]).unwrap().header_buffer_size, 8192);
+        assert_eq!(parse(&["response-buffer-size=0"]).unwrap().response_buffer_size, 8 << 20);
+        assert_eq!(parse(&["response-buffer-size=65536"]).unwrap().response_buffer_size, 65536);
+        for bad in ["header-buffer-size=8191", "header-buffer-size=16777217", "header-buffer-size=x"] {
+            assert!(parse(&[bad]).unwrap_err().contains("header-buffer-size="), "{bad}");
+        }
+        for bad in ["response-buffer-size=65535", "response-buffer-size=-1"] {
+            assert!(parse(&[bad]).unwrap_err().contains("response-buffer-size="), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ignored_options() {
+        // The values mod_wsgi-express writes by default ask for nothing we lack.
+        let quiet = [
+            "stack-size=0",
+            "interrupt-timeout=0",
+            "cpu-time-limit=0",
+            "cpu-priority=0",
+            "virtual-memory-limit=0",
+            "send-buffer-size=0",
+            "receive-buffer-size=0",
+            "response-socket-timeout=0",
+            "response-flush-delay=5",
+            "server-metrics=Off",
+        ];
+        assert!(parse(&quiet).unwrap().ignored.is_empty());
+        let loud = [
+            "stack-size=524288",
+            "interrupt-timeout=5",
+            "cpu-time-limit=60",
+            "cpu-priority=-5",
+            "virtual-memory-limit=1000000",
+            "send-buffer-size=65536",
+            "receive-buffer-size=65536",
+            "response-socket-timeout=10",
+            "response-flush-delay=50",
+            "server-metrics=On",
+            "socket-user=#33",
+            "script-user=deploy",
+            "chroot=/srv/jail",
+        ];
+        let spec = parse(&loud).unwrap();
+        let names: Vec<_> = loud.iter().map(|o| o.split('=').next().unwrap()).collect();
+        assert_eq!(spec.ignored, names);
+        assert_eq!(parse(&["script-group=www"]).unwrap().ignored, vec!["script-group"]);
+        for bad in [
+            "stack-size=-1",
+            "cpu-priority=x",
+            "cpu-priority=-",
+            "server-metrics=maybe",
+            "socket-user=",
+            "script-user=#x",
+            "chroot=jail",
+            "response-flush-delay=0.5",
+        ] {
+            let err = parse(&[bad]).unwrap_err();
+            assert!(err.starts_with(D) && err.contains(bad.split('=').next().unwrap()), "{err}");
+        }
+        assert!(parse(&["script-user=a", "script-group=b"]).unwrap_err().contains("only one"));
+    }
+
+    #[test]
+    fn bad_option_words() {
+        let err = parse(&["bogus=1"]).unwrap_err();
+        assert!(err.starts_with("WSGIDaemonProcess: unknown option 'bogus'") && err.contains("processes="), "{err}");
+        // Option names are case-sensitive, as in mod_wsgi.
+        assert!(parse(&["Threads=5"]).unwrap_err().contains("unknown option 'Threads'"));
+        assert!(parse(&["threads"]).unwrap_err().contains("'threads' is not of the form option=value"));
+        assert!(parse(&["=5"]).unwrap_err().contains("not of the form"));
+        let err = parse(&["threads=5", "threads=6"]).unwrap_err();
+        assert!(err.contains("threads=") && err.contains("more than once"), "{err}");
+        assert!(parse(&["server-metrics=On", "server-metrics=Off"]).is_err());
+    }
+
+    #[test]
+    fn express_baseline() {
+        let spec = parse(&[
+            "display-name=%{GROUP}",
+            "lang=en_US.UTF-8",
+            "locale=en_US.UTF-8",
+            "threads=5",
+            "queue-timeout=45",
+            "socket-timeout=60",
+            "connect-timeout=15",
+            "request-timeout=60",
+            "interrupt-timeout=0",
+            "inactivity-timeout=0",
+            "startup-timeout=15",
+            "deadlock-timeout=60",
+            "graceful-timeout=15",
+            "eviction-timeout=0",
+            "restart-interval=0",
+            "shutdown-timeout=5",
+            "maximum-requests=0",
+        ])
+        .unwrap();
+        assert_eq!((spec.threads, spec.queue_timeout, spec.socket_timeout), (5, secs(45), secs(60)));
+        assert_eq!((spec.request_timeout, spec.startup_timeout, spec.deadlock_timeout), (secs(60), secs(15), secs(60)));
+        assert!(spec.ignored.is_empty());
+    }
+}

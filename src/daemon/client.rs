@@ -1,0 +1,205 @@
+//! The Apache child's side of daemon mode: it hands a request to the
+//! group's daemons over a pooled, authenticated connection, answers the
+//! daemon's body reads from the client, and streams the response back,
+//! flushing every chunk.
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wsgi_core::protocol::{self, Frame, Limits, ProtocolError, RequestHead, PROTOCOL_VERSION};
+
+use super::group::RuntimeGroup;
+use crate::embedded::transport::apply_head;
+use crate::ffi::log::{self, Level};
+use crate::ffi::request::{Brigade, Request};
+use crate::ffi::sys;
+
+/// Idle connections by socket path, reused across requests in this child.
+static POOL: Mutex<Option<HashMap<String, Vec<UnixStream>>>> = Mutex::new(None);
+/// Idle connections kept per group and child.
+const MAX_IDLE: usize = 32;
+/// How much of the body one `Read` may ask for at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+fn checkout(g: &RuntimeGroup) -> Option<UnixStream> {
+    POOL.lock().unwrap_or_else(|e| e.into_inner()).as_mut()?.get_mut(&g.socket_path)?.pop()
+}
+
+fn checkin(g: &RuntimeGroup, conn: UnixStream) {
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let idle = pool.get_or_insert_with(HashMap::new).entry(g.socket_path.clone()).or_default();
+    if idle.len() < MAX_IDLE {
+        idle.push(conn);
+    }
+}
+
+/// Connects, retrying while the daemons are starting or busy, until
+/// `deadline`; then authenticates.
+fn connect(g: &RuntimeGroup, deadline: Instant, timeout: Duration) -> std::io::Result<UnixStream> {
+    let mut pause = Duration::from_millis(10);
+    let stream = loop {
+        match UnixStream::connect(&g.socket_path) {
+            Ok(stream) => break stream,
+            Err(e) if Instant::now() + pause < deadline && matches!(e.raw_os_error(), Some(libc::ECONNREFUSED | libc::ENOENT | libc::EAGAIN)) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(250));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let mut w = &stream;
+    protocol::write_frame(&mut w, &Frame::Hello { version: PROTOCOL_VERSION, secret: g.secret })?;
+    Ok(stream)
+}
+
+/// How one attempt at a request ended.
+enum Attempt {
+    /// The response was passed on; the connection may be reused if `reusable`.
+    Done { reusable: bool },
+    /// Answer with this HTTP status (nothing was sent yet).
+    Status(i32),
+    /// The daemon is restarting and did not run the request: try another.
+    Retry,
+    /// A pooled connection turned out dead before anything happened.
+    Stale,
+}
+
+pub struct Settings {
+    pub error_override: bool,
+    /// Apache's `Timeout`, used when the group sets no socket-timeout.
+    pub apache_timeout: Duration,
+}
+
+pub fn run(req: Request, g: &Arc<RuntimeGroup>, head: RequestHead, settings: &Settings) -> i32 {
+    let spec = &g.def.spec;
+    let timeout = spec.socket_timeout.unwrap_or(settings.apache_timeout).max(Duration::from_millis(1));
+    let deadline = Instant::now() + spec.connect_timeout;
+    let limits = Limits { max_head: spec.header_buffer_size, ..Limits::default() };
+    let mut out = req.new_brigade();
+    let request = Frame::Request(head);
+    loop {
+        let (conn, reused) = match checkout(g) {
+            Some(conn) => (conn, true),
+            None => match connect(g, deadline, timeout) {
+                Ok(conn) => (conn, false),
+                Err(e) => {
+                    log::request(req.raw(), Level::Err, &format!("cannot connect to daemon process group '{}' at {} within connect-timeout: {e}", g.name(), g.socket_path));
+                    return sys::HTTP_SERVICE_UNAVAILABLE as i32;
+                }
+            },
+        };
+        match exchange(req, &mut out, &conn, &request, &limits, reused, settings, g) {
+            Attempt::Done { reusable } => {
+                if reusable {
+                    checkin(g, conn);
+                }
+                return sys::OK;
+            }
+            Attempt::Status(status) => return status,
+            Attempt::Stale => continue,
+            Attempt::Retry if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Attempt::Retry => {
+                log::request(req.raw(), Level::Err, &format!("daemon process group '{}' kept restarting; no process took the request within connect-timeout", g.name()));
+                return sys::HTTP_SERVICE_UNAVAILABLE as i32;
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn exchange(req: Request, out: &mut Brigade, conn: &UnixStream, request: &Frame, limits: &Limits, reused: bool, settings: &Settings, g: &RuntimeGroup) -> Attempt {
+    let mut w = conn;
+    if protocol::write_frame(&mut w, request).and_then(|()| w.flush()).is_err() {
+        return if reused { Attempt::Stale } else { Attempt::Status(sys::HTTP_BAD_GATEWAY as i32) };
+    }
+    let (mut head_sent, mut body_touched, mut overridden) = (false, false, None);
+    let mut buf = Vec::new();
+    loop {
+        let mut r = conn;
+        match protocol::read_frame(&mut r, limits) {
+            Ok(Frame::Read(n)) => {
+                body_touched = true;
+                buf.resize((n as usize).min(READ_CHUNK), 0);
+                let sent = match req.read_body(&mut buf) {
+                    Ok(0) => protocol::write_frame(&mut w, &Frame::BodyEnd),
+                    Ok(k) => protocol::write_body(&mut w, &buf[..k]),
+                    Err(()) => {
+                        log::request(req.raw(), Level::Info, "request body read failed (client closed the connection or timed out)");
+                        return Attempt::Status(sys::HTTP_BAD_REQUEST as i32);
+                    }
+                };
+                if sent.is_err() {
+                    return lost(req, out, head_sent, g, "while sending it the request body");
+                }
+            }
+            Ok(Frame::Head { status, status_line, headers }) => {
+                head_sent = true;
+                if settings.error_override && status >= 400 {
+                    overridden = Some(status as i32);
+                    continue;
+                }
+                let content_length = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(b"content-length")).and_then(|(_, v)| wsgi_core::validate::content_length(v).ok());
+                apply_head(req, status, &status_line, &headers, content_length);
+            }
+            Ok(Frame::Data(data)) if head_sent => {
+                if overridden.is_none() && !req.header_only() && out.write(&data).is_err() {
+                    // The client went away: drop this connection so the
+                    // daemon's next write fails and the app's iterable closes.
+                    return Attempt::Done { reusable: false };
+                }
+            }
+            Ok(Frame::End) if head_sent => {
+                return match overridden {
+                    Some(status) => Attempt::Status(status),
+                    None => Attempt::Done { reusable: true },
+                };
+            }
+            Ok(Frame::Abort) if head_sent => {
+                out.abort();
+                return Attempt::Done { reusable: true };
+            }
+            Ok(Frame::Error { status }) => {
+                if head_sent {
+                    out.abort();
+                    return Attempt::Done { reusable: false };
+                }
+                return Attempt::Status(status as i32);
+            }
+            Ok(Frame::Restart) if !body_touched && !head_sent => return Attempt::Retry,
+            Ok(other) => {
+                log::request(req.raw(), Level::Err, &format!("protocol error from daemon process group '{}': unexpected {other:?}", g.name()));
+                return fail(out, head_sent, sys::HTTP_BAD_GATEWAY as i32);
+            }
+            Err(e) if reused && !head_sent && !body_touched && is_dead_peer(&e) => return Attempt::Stale,
+            Err(e) if e.is_timeout() => {
+                log::request(req.raw(), Level::Err, &format!("timeout waiting for daemon process group '{}' (socket-timeout)", g.name()));
+                return fail(out, head_sent, sys::HTTP_GATEWAY_TIME_OUT as i32);
+            }
+            Err(e) => return lost(req, out, head_sent, g, &format!("({e})")),
+        }
+    }
+}
+
+/// EOF or a reset on a connection that was idle in the pool: its daemon
+/// went away in the meantime.
+fn is_dead_peer(e: &ProtocolError) -> bool {
+    matches!(e, ProtocolError::Closed) || matches!(e.io_kind(), Some(std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe))
+}
+
+fn lost(req: Request, out: &mut Brigade, head_sent: bool, g: &RuntimeGroup, what: &str) -> Attempt {
+    log::request(req.raw(), Level::Err, &format!("daemon process of group '{}' closed the connection {what}; it may have crashed or been restarted", g.name()));
+    fail(out, head_sent, sys::HTTP_BAD_GATEWAY as i32)
+}
+
+fn fail(out: &mut Brigade, head_sent: bool, status: i32) -> Attempt {
+    if head_sent {
+        out.abort();
+        Attempt::Done { reusable: false }
+    } else {
+        Attempt::Status(status)
+    }
+}

@@ -1,0 +1,533 @@
+//! One daemon process: it takes on the group's identity (fail-closed),
+//! starts Python, and serves requests on worker threads that all wait on one
+//! epoll set holding the group's listening socket and every idle pooled
+//! connection, so an idle connection never ties up a thread.
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::signal::{SigSet, Signal};
+use nix::unistd::{Gid, Group, Uid, User};
+use pyo3::types::PyDictMethods;
+use wsgi_core::protocol::{self, Frame, Limits, RequestHead, PROTOCOL_VERSION};
+
+use super::group::{self, RuntimeGroup};
+use super::transport::{Connection, SocketTransport};
+use crate::config::GlobalSettings;
+use crate::ffi::log::{Level, LogTarget};
+use crate::ffi::server::{self, Server};
+use crate::python::{init, interp, tstate};
+use crate::wsgi::request as request_io;
+
+/// Exit status of a daemon that could not take on its identity or start
+/// Python; the supervisor waits before replacing it.
+pub const EXIT_STARTUP_FAILED: i32 = 3;
+
+/// `name` or `#uid`.
+pub fn lookup_user(spec: &str) -> Result<User, String> {
+    let found = match spec.strip_prefix('#') {
+        Some(id) => User::from_uid(Uid::from_raw(id.parse().map_err(|_| format!("'{spec}' is not a valid #uid"))?)),
+        None => User::from_name(spec),
+    };
+    let user = found.ok().flatten().ok_or_else(|| format!("user '{spec}' does not exist"))?;
+    if user.uid.is_root() {
+        return Err(format!("user '{spec}' is root; daemon processes are blocked from running as root"));
+    }
+    Ok(user)
+}
+
+/// `name` or `#gid`.
+pub fn lookup_group(spec: &str) -> Result<Group, String> {
+    let found = match spec.strip_prefix('#') {
+        Some(id) => Group::from_gid(Gid::from_raw(id.parse().map_err(|_| format!("'{spec}' is not a valid #gid"))?)),
+        None => Group::from_name(spec),
+    };
+    found.ok().flatten().ok_or_else(|| format!("group '{spec}' does not exist"))
+}
+
+fn log(server: Server, level: Level, msg: &str) {
+    LogTarget::Server(server.raw()).write(level, msg);
+}
+
+fn startup_failed(server: Server, msg: &str) -> ! {
+    log(server, Level::Crit, msg);
+    // SAFETY-free exit without running the parent's atexit handlers or
+    // pool cleanups, which belong to Apache's parent process.
+    unsafe { libc::_exit(EXIT_STARTUP_FAILED) }
+}
+
+/// Becomes the group's user, fail-closed: any failed step ends the process
+/// before it can serve anything.
+fn drop_privileges(g: &RuntimeGroup) -> Result<(), String> {
+    if !Uid::effective().is_root() {
+        return Ok(());
+    }
+    let gid = Gid::from_raw(g.gid);
+    nix::unistd::setgid(gid).map_err(|e| format!("setgid({}) failed: {e}", g.gid))?;
+    match &g.supplementary_gids {
+        Some(gids) => {
+            let gids: Vec<Gid> = std::iter::once(gid).chain(gids.iter().map(|&x| Gid::from_raw(x))).collect();
+            nix::unistd::setgroups(&gids).map_err(|e| format!("setgroups failed: {e}"))?;
+        }
+        None => {
+            let user = CString::new(g.user_name.as_str()).map_err(|_| "user name has a NUL".to_string())?;
+            nix::unistd::initgroups(&user, gid).map_err(|e| format!("initgroups({}) failed: {e}", g.user_name))?;
+        }
+    }
+    nix::unistd::setuid(Uid::from_raw(g.uid)).map_err(|e| format!("setuid({}) failed: {e}", g.uid))?;
+    if Uid::current().as_raw() != g.uid || Uid::effective().as_raw() != g.uid || Gid::current().as_raw() != g.gid {
+        return Err("identity did not change as requested".to_string());
+    }
+    Ok(())
+}
+
+/// The process's shared state.
+struct Daemon {
+    group: Arc<RuntimeGroup>,
+    server: Server,
+    epoll: Epoll,
+    listener: UnixListener,
+    wake: EventFd,
+    /// Idle connections, parked in the epoll set, by file descriptor.
+    idle: Mutex<HashMap<RawFd, Arc<Connection>>>,
+    limits: Limits,
+    socket_timeout: Option<Duration>,
+    apache_uid: u32,
+    started: Instant,
+    state: Mutex<State>,
+    changed: Condvar,
+    requests: AtomicU64,
+    last_activity: Mutex<Instant>,
+    stopping: AtomicBool,
+    slots: Vec<Slot>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Why the process is going away, once it is; `deadline` is when it
+    /// stops waiting for requests in progress.
+    draining: Option<(&'static str, Instant)>,
+    active: usize,
+}
+
+/// What a worker thread is doing, for the request-timeout check.
+#[derive(Default)]
+struct Slot {
+    current: Mutex<Option<(Instant, Arc<Connection>)>>,
+}
+
+const LISTENER: u64 = u64::MAX;
+const WAKE: u64 = u64::MAX - 1;
+
+/// Runs the daemon process; never returns.
+pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettings, startup_delay: Duration) -> ! {
+    let spec = &g.def.spec;
+    let server = g.def.server;
+    crate::ffi::process::close_listeners();
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+    group::retain_only(g.name());
+    if let Some(title) = spec.process_title(g.name()) {
+        crate::ffi::process::set_process_title(server, &title);
+    }
+    // Signals are taken by one thread with sigwait; every thread inherits the mask.
+    let signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR1, Signal::SIGHUP]);
+    let _ = signals.thread_block();
+    let _ = unsafe_ignore_sigpipe();
+
+    if let Err(msg) = drop_privileges(&g) {
+        startup_failed(server, &format!("daemon process for group '{}' not started: {msg}", g.name()));
+    }
+    std::thread::sleep(startup_delay);
+    if let Some(mask) = spec.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    if let Some(limit) = (spec.memory_limit > 0).then_some(spec.memory_limit) {
+        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_DATA, limit, limit);
+    }
+    let home = spec.home.clone().or_else(|| g.user_home.clone());
+    if let Some(home) = &home {
+        let _ = std::env::set_current_dir(home);
+    }
+    // SAFETY-relevant only in that no other thread exists yet to race on the environment.
+    if let Some(user_home) = &g.user_home {
+        std::env::set_var("HOME", user_home);
+    }
+    std::env::set_var("USER", &g.user_name);
+    std::env::set_var("LOGNAME", &g.user_name);
+    if let Some(lang) = &spec.lang {
+        std::env::set_var("LANG", lang);
+    }
+    if let Some(locale) = &spec.locale {
+        std::env::set_var("LC_ALL", locale);
+    }
+
+    let mut python = settings.clone();
+    if spec.python_home.is_some() {
+        python.home = spec.python_home.clone();
+    }
+    python.path = spec.home.iter().cloned().chain(spec.python_path.iter().cloned()).collect();
+    python.restrict_stdin = Some(true);
+    python.switch_interval = spec.switch_interval.or(settings.switch_interval);
+    python.python_eggs = spec.python_eggs.clone().or(settings.python_eggs.clone());
+    if let Err(msg) = init::start(&python) {
+        startup_failed(server, &format!("daemon process for group '{}' cannot initialise Python: {msg}", g.name()));
+    }
+    let info = crate::module_record::process_info(&python, g.name(), spec.processes as i32, spec.threads as i32);
+    let ready = tstate::with_gil(|py| {
+        interp::create_main(py, &info).map_err(|e| format!("cannot set up the WSGI adapter: {e}"))?;
+        let main = interp::for_group("").expect("just created");
+        for script in &g.preload {
+            if let Err(e) = main.preload(py, script) {
+                main.log_exception(py, e, script);
+            }
+        }
+        Ok::<(), String>(())
+    });
+    if let Err(msg) = ready {
+        startup_failed(server, &format!("daemon process for group '{}': {msg}", g.name()));
+    }
+
+    let daemon = match Daemon::new(g.clone(), listener) {
+        Ok(d) => Arc::new(d),
+        Err(e) => startup_failed(server, &format!("daemon process for group '{}': {e}", g.name())),
+    };
+    log(server, Level::Info, &format!("daemon process {} for group '{}' started ({} threads)", std::process::id(), g.name(), spec.threads));
+
+    let mut workers = Vec::new();
+    for n in 0..spec.threads as usize {
+        let d = daemon.clone();
+        workers.push(std::thread::spawn(move || d.worker(n)));
+    }
+    {
+        let d = daemon.clone();
+        std::thread::spawn(move || d.watch_signals(signals));
+        let d = daemon.clone();
+        std::thread::spawn(move || d.monitor());
+    }
+    let reason = daemon.wait_until_done();
+    log(server, Level::Info, &format!("daemon process {} for group '{}' stopping ({reason})", std::process::id(), g.name()));
+    daemon.stopping.store(true, Ordering::SeqCst);
+    let _ = daemon.wake.write(1);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline && !workers.iter().all(|w| w.is_finished()) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if workers.iter().all(|w| w.is_finished()) && settings.destroy_interpreter != Some(false) {
+        init::stop();
+    }
+    // SAFETY-free: leave without the parent's atexit handlers and pool cleanups.
+    unsafe { libc::_exit(0) }
+}
+
+fn unsafe_ignore_sigpipe() -> nix::Result<()> {
+    // Writes to a closed connection must fail with EPIPE, not kill us.
+    // SAFETY: SIG_IGN installs no Rust code as a handler.
+    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn) }.map(|_| ())
+}
+
+fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+/// Why a connection is not parked again after a request.
+enum After {
+    Keep,
+    Close,
+}
+
+impl Daemon {
+    fn new(group: Arc<RuntimeGroup>, listener: UnixListener) -> Result<Daemon, String> {
+        let spec = &group.def.spec;
+        listener.set_nonblocking(true).map_err(|e| format!("listener: {e}"))?;
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| format!("epoll: {e}"))?;
+        let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map_err(|e| format!("eventfd: {e}"))?;
+        epoll.add(&listener, EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, LISTENER)).map_err(|e| format!("epoll: {e}"))?;
+        epoll.add(&wake, EpollEvent::new(EpollFlags::EPOLLIN, WAKE)).map_err(|e| format!("epoll: {e}"))?;
+        let (apache_uid, _, _) = crate::ffi::process::apache_identity();
+        Ok(Daemon {
+            server: group.def.server,
+            limits: Limits { max_head: spec.header_buffer_size, ..Limits::default() },
+            socket_timeout: spec.socket_timeout.or(Some(server::request_timeout(group.def.server))),
+            slots: (0..spec.threads).map(|_| Slot::default()).collect(),
+            group,
+            epoll,
+            listener,
+            wake,
+            idle: Mutex::new(HashMap::new()),
+            apache_uid,
+            started: Instant::now(),
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            requests: AtomicU64::new(0),
+            last_activity: Mutex::new(Instant::now()),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    fn spec(&self) -> &wsgi_core::daemon_options::DaemonSpec {
+        &self.group.def.spec
+    }
+
+    /// Stops taking new work; the process exits once requests in progress
+    /// finish or `drain` passes, whichever comes first.
+    fn begin_drain(&self, reason: &'static str, drain: Option<Duration>) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.draining.is_none() {
+            state.draining = Some((reason, Instant::now() + drain.unwrap_or(Duration::ZERO)));
+            let _ = self.epoll.delete(&self.listener);
+            self.changed.notify_all();
+        }
+    }
+
+    fn draining(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).draining.is_some()
+    }
+
+    fn wait_until_done(&self) -> &'static str {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some((reason, deadline)) = state.draining {
+                if state.active == 0 || Instant::now() >= deadline {
+                    return reason;
+                }
+                let wait = deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(200));
+                state = self.changed.wait_timeout(state, wait).unwrap_or_else(|e| e.into_inner()).0;
+            } else {
+                state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    }
+
+    fn watch_signals(&self, signals: SigSet) {
+        loop {
+            match signals.wait() {
+                Ok(Signal::SIGUSR1) => {
+                    let drain = self.spec().eviction_timeout.or(self.spec().graceful_timeout);
+                    self.begin_drain("SIGUSR1: graceful restart", drain);
+                }
+                // Apache's parent waits 3 s after SIGTERM before SIGKILL.
+                Ok(_) => self.begin_drain("shutdown signal", Some(self.spec().shutdown_timeout.unwrap_or(Duration::from_secs(2)).min(Duration::from_millis(2500)))),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Once a second: the timeouts that recycle the process.
+    fn monitor(&self) {
+        let spec = self.spec();
+        let alive = Arc::new(Mutex::new(Instant::now()));
+        if spec.deadlock_timeout.is_some() {
+            let alive = alive.clone();
+            std::thread::spawn(move || loop {
+                tstate::with_gil(|_| ());
+                *alive.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                std::thread::sleep(Duration::from_secs(1));
+            });
+        }
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = Instant::now();
+            if let Some(limit) = spec.request_timeout {
+                for slot in &self.slots {
+                    let stuck = slot.current.lock().unwrap_or_else(|e| e.into_inner()).as_ref().filter(|(start, _)| now - *start > limit).map(|(_, c)| c.clone());
+                    if let Some(conn) = stuck {
+                        log(self.server, Level::Err, &format!("request in daemon process {} of group '{}' ran longer than request-timeout ({}s); restarting the process", std::process::id(), self.group.name(), limit.as_secs()));
+                        conn.fail_with(504);
+                        self.begin_drain("request-timeout", spec.graceful_timeout);
+                    }
+                }
+            }
+            if spec.deadlock_timeout.is_some_and(|limit| now - *alive.lock().unwrap_or_else(|e| e.into_inner()) > limit) {
+                log(self.server, Level::Err, &format!("daemon process {} of group '{}' could not take the Python GIL for deadlock-timeout; restarting it", std::process::id(), self.group.name()));
+                // The GIL is stuck: nothing in Python can be waited for.
+                unsafe { libc::_exit(0) }
+            }
+            if spec.restart_interval.is_some_and(|limit| now - self.started > limit) {
+                self.begin_drain("restart-interval", spec.graceful_timeout);
+            }
+            let idle = self.state.lock().unwrap_or_else(|e| e.into_inner()).active == 0;
+            if idle && spec.inactivity_timeout.is_some_and(|limit| now - *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) > limit) {
+                self.begin_drain("inactivity-timeout", None);
+            }
+        }
+    }
+
+    fn worker(&self, slot: usize) {
+        let mut events = [EpollEvent::empty(); 4];
+        while !self.stopping.load(Ordering::SeqCst) {
+            let n = match self.epoll.wait(&mut events[..1], 1000u16) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return,
+            };
+            for event in &events[..n] {
+                match event.data() {
+                    WAKE => return,
+                    LISTENER => self.accept_all(),
+                    fd => {
+                        let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(&(fd as RawFd));
+                        if let Some(conn) = conn {
+                            if let After::Keep = self.serve_connection(slot, &conn) {
+                                self.park(conn);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn accept_all(&self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if let Some(conn) = self.admit(stream) {
+                        self.park(Arc::new(conn));
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => break,
+            }
+        }
+        if !self.draining() {
+            let _ = self.epoll.modify(&self.listener, &mut EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, LISTENER));
+        }
+    }
+
+    /// Only Apache's children (or root) may talk to a daemon.
+    fn admit(&self, stream: UnixStream) -> Option<Connection> {
+        let peer = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials).ok()?;
+        if peer.uid() != self.apache_uid && peer.uid() != 0 {
+            log(self.server, Level::Err, &format!("refused a connection to group '{}' from uid {} (pid {}): only Apache's user may connect", self.group.name(), peer.uid(), peer.pid()));
+            return None;
+        }
+        stream.set_read_timeout(self.socket_timeout).ok()?;
+        stream.set_write_timeout(self.socket_timeout).ok()?;
+        Some(Connection::new(stream))
+    }
+
+    fn park(&self, conn: Arc<Connection>) {
+        let fd = conn.stream.as_raw_fd();
+        let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT | EpollFlags::EPOLLRDHUP, fd as u64);
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).insert(fd, conn.clone());
+        // SAFETY-free borrow: the fd stays open while the connection is in `idle`.
+        let borrowed: BorrowedFd<'_> = conn.stream.as_fd();
+        let registered = if conn.registered.swap(true, Ordering::SeqCst) {
+            self.epoll.modify(borrowed, &mut event.clone())
+        } else {
+            self.epoll.add(borrowed, event)
+        };
+        if registered.is_err() {
+            self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(&fd);
+        }
+    }
+
+    fn serve_connection(&self, slot: usize, conn: &Arc<Connection>) -> After {
+        let mut reader = &conn.stream;
+        let frame = protocol::read_frame(&mut reader, &self.limits);
+        if !conn.authenticated.load(Ordering::SeqCst) {
+            match frame {
+                Ok(Frame::Hello { version, secret }) if version == PROTOCOL_VERSION && constant_time_eq(&secret, &self.group.secret) => {
+                    conn.authenticated.store(true, Ordering::SeqCst);
+                }
+                Ok(_) => {
+                    log(self.server, Level::Err, &format!("refused a connection to group '{}': it did not authenticate", self.group.name()));
+                    return After::Close;
+                }
+                Err(_) => return After::Close,
+            }
+            return match protocol::read_frame(&mut reader, &self.limits) {
+                Ok(Frame::Request(head)) => self.serve_request(slot, conn, head),
+                _ => After::Close,
+            };
+        }
+        match frame {
+            Ok(Frame::Request(head)) => self.serve_request(slot, conn, head),
+            Ok(other) => {
+                log(self.server, Level::Err, &format!("protocol error on a connection to group '{}': unexpected {other:?}", self.group.name()));
+                After::Close
+            }
+            Err(_) => After::Close,
+        }
+    }
+
+    fn serve_request(&self, slot: usize, conn: &Arc<Connection>, head: RequestHead) -> After {
+        let spec = self.spec();
+        if self.draining() {
+            let _ = conn.send(&Frame::Restart);
+            return After::Close;
+        }
+        let waited_us = now_us() - head.request_start_us;
+        if spec.queue_timeout.is_some_and(|limit| waited_us > limit.as_micros() as i64) {
+            log(self.server, Level::Err, &format!("request for {} waited {:.1}s for group '{}', over queue-timeout; answering 504", head.script, waited_us as f64 / 1e6, self.group.name()));
+            let _ = conn.send(&Frame::Error { status: 504 });
+            return After::Close;
+        }
+        let interp = interp::for_group("").expect("created at start-up");
+        if head.reloading && tstate::with_gil(|py| interp.script_changed(py, &head.script, head.script_mtime)) {
+            log(self.server, Level::Info, &format!("{} changed; restarting daemon process {} of group '{}'", head.script, std::process::id(), self.group.name()));
+            let _ = conn.send(&Frame::Restart);
+            self.begin_drain("script reload", spec.graceful_timeout);
+            return After::Close;
+        }
+
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).active += 1;
+        *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        *self.slots[slot].current.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), conn.clone()));
+        let daemon_start = now_us() as f64 / 1e6;
+
+        let after = tstate::with_gil(|py| {
+            let _current = request_io::install(Box::new(SocketTransport::new(conn.clone(), LogTarget::Server(self.server.raw()), self.limits)));
+            let result = interp.environ(py, &head.environ, head.request_start_us as f64 / 1e6, slot as u64 + 1).and_then(|env| {
+                env.set_item("mod_wsgi.queue_start", head.request_start_us as f64 / 1e6)?;
+                env.set_item("mod_wsgi.daemon_start", daemon_start)?;
+                interp.handle(py, &head.script, head.script_mtime, false, &head.callable, env)
+            });
+            let outcome = request_io::outcome();
+            match result {
+                Ok(()) => After::Keep,
+                Err(_) if outcome.client_gone => After::Close,
+                Err(err) => {
+                    interp.log_exception(py, err, &head.script);
+                    if outcome.headers_sent {
+                        request_io::abort_response();
+                        After::Keep
+                    } else {
+                        match conn.send(&Frame::Error { status: 500 }) {
+                            Ok(()) => After::Keep,
+                            Err(_) => After::Close,
+                        }
+                    }
+                }
+            }
+        });
+
+        *self.slots[slot].current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.active -= 1;
+            self.changed.notify_all();
+        }
+        let served = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
+        if spec.maximum_requests > 0 && served >= spec.maximum_requests {
+            self.begin_drain("maximum-requests", spec.graceful_timeout);
+        }
+        if conn.is_broken() {
+            After::Close
+        } else {
+            after
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
