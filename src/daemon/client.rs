@@ -3,7 +3,7 @@
 //! daemon's body reads from the client, and streams the response back,
 //! flushing every chunk.
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -118,8 +118,9 @@ fn exchange(req: Request, out: &mut Brigade, conn: &UnixStream, request: &Frame,
     }
     let (mut head_sent, mut body_touched, mut overridden) = (false, false, None);
     let mut buf = Vec::new();
+    // Nothing follows a response's last frame, so the buffer can go with it.
+    let mut r = BufReader::with_capacity(READ_CHUNK, conn);
     loop {
-        let mut r = conn;
         match protocol::read_frame(&mut r, limits) {
             Ok(Frame::Read(n)) => {
                 body_touched = true;

@@ -15,7 +15,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::{Gid, Group, Uid, User};
 use pyo3::types::PyDictMethods;
-use wsgi_core::protocol::{self, Frame, Limits, RequestHead, PROTOCOL_VERSION};
+use wsgi_core::protocol::{Frame, Limits, RequestHead, PROTOCOL_VERSION};
 
 use super::group::{self, RuntimeGroup};
 use super::transport::{Connection, SocketTransport};
@@ -409,7 +409,7 @@ impl Daemon {
         }
         stream.set_read_timeout(self.socket_timeout).ok()?;
         stream.set_write_timeout(self.socket_timeout).ok()?;
-        Some(Connection::new(stream))
+        Connection::new(stream).ok()
     }
 
     fn park(&self, conn: Arc<Connection>) {
@@ -429,8 +429,7 @@ impl Daemon {
     }
 
     fn serve_connection(&self, slot: usize, conn: &Arc<Connection>) -> After {
-        let mut reader = &conn.stream;
-        let frame = protocol::read_frame(&mut reader, &self.limits);
+        let frame = conn.read_frame(&self.limits);
         if !conn.authenticated.load(Ordering::SeqCst) {
             match frame {
                 Ok(Frame::Hello { version, secret }) if version == PROTOCOL_VERSION && constant_time_eq(&secret, &self.group.secret) => {
@@ -442,7 +441,7 @@ impl Daemon {
                 }
                 Err(_) => return After::Close,
             }
-            return match protocol::read_frame(&mut reader, &self.limits) {
+            return match conn.read_frame(&self.limits) {
                 Ok(Frame::Request(head)) => self.serve_request(slot, conn, head),
                 _ => After::Close,
             };

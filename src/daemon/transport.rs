@@ -1,6 +1,6 @@
 //! A request inside a daemon process: the response goes back to the Apache
 //! child as frames, and body bytes are pulled from it on demand.
-use std::io::Write;
+use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +14,9 @@ use crate::wsgi::request::{IoError, Transport};
 /// One connection from an Apache child, reused across requests.
 pub struct Connection {
     pub stream: UnixStream,
+    /// Frames from the child, read through one buffer for the connection's
+    /// life (a Hello and the first Request arrive together).
+    reader: Mutex<BufReader<UnixStream>>,
     pub authenticated: AtomicBool,
     /// Whether the socket is in the epoll set (add once, then modify).
     pub registered: AtomicBool,
@@ -26,40 +29,51 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(stream: UnixStream) -> Self {
-        Connection {
+    pub fn new(stream: UnixStream) -> std::io::Result<Self> {
+        let reader = Mutex::new(BufReader::with_capacity(64 * 1024, stream.try_clone()?));
+        Ok(Connection {
             stream,
+            reader,
             authenticated: AtomicBool::new(false),
             registered: AtomicBool::new(false),
             broken: AtomicBool::new(false),
             head_sent: AtomicBool::new(false),
             writing: Mutex::new(()),
+        })
+    }
+
+    /// Reads the next frame from the child.
+    pub fn read_frame(&self, limits: &Limits) -> Result<Frame, protocol::ProtocolError> {
+        let read = protocol::read_frame(&mut *self.reader.lock().unwrap_or_else(|e| e.into_inner()), limits);
+        if read.is_err() {
+            self.broken.store(true, Ordering::SeqCst);
         }
+        read
     }
 
     pub fn is_broken(&self) -> bool {
         self.broken.load(Ordering::SeqCst)
     }
 
-    /// Writes one frame; a failure marks the connection broken.
-    pub fn send(&self, frame: &Frame) -> std::io::Result<()> {
+    /// Writes whole frames (`encoded`, then `data` as Data frames if any);
+    /// a failure marks the connection broken.
+    fn send_raw(&self, encoded: &[u8], data: Option<&[u8]>) -> std::io::Result<()> {
         let _whole = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         let mut w = &self.stream;
-        let sent = protocol::write_frame(&mut w, frame).and_then(|()| w.flush());
+        let mut sent = w.write_all(encoded);
+        if let (Ok(()), Some(data)) = (&sent, data) {
+            sent = protocol::write_data(&mut w, data);
+        }
         if sent.is_err() {
             self.broken.store(true, Ordering::SeqCst);
         }
         sent
     }
 
-    fn send_data(&self, data: &[u8]) -> std::io::Result<()> {
-        let _whole = self.writing.lock().unwrap_or_else(|e| e.into_inner());
-        let mut w = &self.stream;
-        let sent = protocol::write_data(&mut w, data);
-        if sent.is_err() {
-            self.broken.store(true, Ordering::SeqCst);
-        }
-        sent
+    pub fn send(&self, frame: &Frame) -> std::io::Result<()> {
+        let mut encoded = Vec::new();
+        protocol::write_frame(&mut encoded, frame)?;
+        self.send_raw(&encoded, None)
     }
 
     /// Answers a stuck request with `status` (if its head has not gone out)
@@ -78,12 +92,41 @@ pub struct SocketTransport {
     log: LogTarget,
     limits: Limits,
     body_done: bool,
+    /// Encoded frames not yet written: the head waits for the first body
+    /// bytes, so a small response goes out in one write.
+    pending: Vec<u8>,
 }
+
+/// Body chunks up to this size are copied behind pending frames so both go
+/// out in one write; larger ones are written in place.
+const COALESCE: usize = 64 * 1024;
 
 impl SocketTransport {
     pub fn new(conn: Arc<Connection>, log: LogTarget, limits: Limits) -> Self {
         conn.head_sent.store(false, Ordering::SeqCst);
-        SocketTransport { conn, log, limits, body_done: false }
+        SocketTransport { conn, log, limits, body_done: false, pending: Vec::new() }
+    }
+
+    /// Writes what is pending, plus `data` as Data frames and `end` after.
+    fn flush(&mut self, data: Option<&[u8]>, end: bool) -> Result<(), IoError> {
+        let mut tail = None;
+        if let Some(data) = data {
+            if data.len() <= COALESCE {
+                protocol::write_data(&mut self.pending, data).map_err(gone)?;
+            } else {
+                tail = Some(data);
+            }
+        }
+        if end && tail.is_none() {
+            protocol::write_frame(&mut self.pending, &Frame::End).map_err(gone)?;
+        }
+        let sent = self.conn.send_raw(&self.pending, tail);
+        self.pending.clear();
+        sent.map_err(gone)?;
+        if end && tail.is_some() {
+            self.conn.send(&Frame::End).map_err(gone)?;
+        }
+        Ok(())
     }
 }
 
@@ -104,11 +147,15 @@ impl Transport for SocketTransport {
             // The monitor already answered for this request (request-timeout).
             return Err(IoError::ClientGone);
         }
-        self.conn.send(&frame).map_err(gone)
+        protocol::write_frame(&mut self.pending, &frame).map_err(gone)
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), IoError> {
-        self.conn.send_data(data).map_err(gone)
+        self.flush(Some(data), false)
+    }
+
+    fn write_final(&mut self, data: &[u8]) -> Result<(), IoError> {
+        self.flush(Some(data), true)
     }
 
     fn can_send_files(&self) -> bool {
@@ -124,9 +171,9 @@ impl Transport for SocketTransport {
             return Ok(0);
         }
         let want = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        self.conn.send(&Frame::Read(want)).map_err(|_| ())?;
-        let mut r = &self.conn.stream;
-        match protocol::read_frame(&mut r, &self.limits) {
+        protocol::write_frame(&mut self.pending, &Frame::Read(want)).map_err(|_| ())?;
+        self.flush(None, false).map_err(|_| ())?;
+        match self.conn.read_frame(&self.limits) {
             Ok(Frame::Body(data)) if data.len() <= buf.len() => {
                 buf[..data.len()].copy_from_slice(&data);
                 Ok(data.len())
@@ -143,11 +190,13 @@ impl Transport for SocketTransport {
     }
 
     fn finish(&mut self) -> Result<(), IoError> {
-        self.conn.send(&Frame::End).map_err(gone)
+        self.flush(None, true)
     }
 
     fn abort(&mut self) {
-        let _ = self.conn.send(&Frame::Abort);
+        if protocol::write_frame(&mut self.pending, &Frame::Abort).is_ok() {
+            let _ = self.flush(None, false);
+        }
     }
 
     fn header_only(&self) -> bool {

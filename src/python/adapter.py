@@ -201,10 +201,15 @@ def handle(path, mtime, reloading, callable_name, environ):
     environ['mod_wsgi.application_start'] = time.time()
     result = application(environ, start_response)
     try:
-        if type(result) is not FileWrapper or not _send_file(result):
+        if type(result) is list and len(result) == 1:
+            # The common single-chunk response: body and end in one go.
+            _write_final(result[0])
+        elif type(result) is not FileWrapper or not _send_file(result):
             for data in result:
                 _write(data)
-        _finish()
+            _finish()
+        else:
+            _finish()
     finally:
         close = getattr(result, 'close', None)
         if close is not None:

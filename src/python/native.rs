@@ -54,15 +54,26 @@ fn _start(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, replace: bool) 
     request_io::with_current(|io| io.start(&status, copied, replace)).map_err(to_py)
 }
 
-#[pyfunction]
-fn _write(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-    let bytes = data.cast::<PyBytes>().map_err(|_| {
+fn body_bytes<'a, 'py>(data: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyBytes>> {
+    data.cast::<PyBytes>().map_err(|_| {
         PyTypeError::new_err(format!(
             "response body items must be bytes, not {}; bytes were expected (encode text first, e.g. body.encode('utf-8'))",
             type_name(data)
         ))
-    })?;
+    })
+}
+
+#[pyfunction]
+fn _write(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    let bytes = body_bytes(data)?;
     request_io::with_current(|io| io.write(py, bytes.as_bytes())).map_err(to_py)
+}
+
+/// The last (here: only) chunk of a response, then its end.
+#[pyfunction]
+fn _write_final(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    let bytes = body_bytes(data)?;
+    request_io::with_current(|io| io.write_final(py, bytes.as_bytes())).map_err(to_py)
 }
 
 #[pyfunction]
@@ -105,6 +116,7 @@ fn _log(line: &str) {
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(_start, module)?)?;
     module.add_function(wrap_pyfunction!(_write, module)?)?;
+    module.add_function(wrap_pyfunction!(_write_final, module)?)?;
     module.add_function(wrap_pyfunction!(_finish, module)?)?;
     module.add_function(wrap_pyfunction!(_headers_sent, module)?)?;
     module.add_function(wrap_pyfunction!(_sendfile, module)?)?;

@@ -47,6 +47,12 @@ pub trait Transport: Send {
     fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, ()>;
     /// The response is complete.
     fn finish(&mut self) -> Result<(), IoError>;
+    /// The last chunk of body and the end together (one round trip where
+    /// the transport can).
+    fn write_final(&mut self, data: &[u8]) -> Result<(), IoError> {
+        self.write(data)?;
+        self.finish()
+    }
     /// Cuts short a response whose head is out: the client must see it
     /// truncated, not complete.
     fn abort(&mut self);
@@ -160,6 +166,26 @@ impl RequestIo {
         }
         let transport = &mut self.transport;
         py.detach(|| transport.write(&data[..n])).map_err(|e| self.gone(e))
+    }
+
+    /// The app's only chunk, then the end of the response.
+    pub fn write_final(&mut self, py: Python<'_>, data: &[u8]) -> Result<(), IoError> {
+        if data.is_empty() || self.transport.header_only() {
+            self.write(py, data)?;
+            return self.finish(py);
+        }
+        self.send_head()?;
+        let n = self.response.clip(data.len());
+        if n == 0 || self.response.shortfall() > 0 {
+            // Short of the app's Content-Length: finish() cuts the response.
+            if n > 0 {
+                let transport = &mut self.transport;
+                py.detach(|| transport.write(&data[..n])).map_err(|e| self.gone(e))?;
+            }
+            return self.finish(py);
+        }
+        let transport = &mut self.transport;
+        py.detach(|| transport.write_final(&data[..n])).map_err(|e| self.gone(e))
     }
 
     /// After the app's last chunk: sends the head if no body did, and cuts
