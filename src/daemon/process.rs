@@ -106,6 +106,8 @@ struct Daemon {
     last_activity: Mutex<Instant>,
     stopping: AtomicBool,
     slots: Vec<Slot>,
+    /// Since when the script has failed to load, for startup-timeout.
+    load_failing_since: Mutex<Option<Instant>>,
 }
 
 #[derive(Default)]
@@ -267,6 +269,7 @@ impl Daemon {
             requests: AtomicU64::new(0),
             last_activity: Mutex::new(Instant::now()),
             stopping: AtomicBool::new(false),
+            load_failing_since: Mutex::new(None),
         })
     }
 
@@ -350,6 +353,11 @@ impl Daemon {
             }
             if spec.restart_interval.is_some_and(|limit| now - self.started > limit) {
                 self.begin_drain("restart-interval", spec.graceful_timeout);
+            }
+            let failing = *self.load_failing_since.lock().unwrap_or_else(|e| e.into_inner());
+            if spec.startup_timeout.zip(failing).is_some_and(|(limit, since)| now - since > limit) {
+                log(self.server, Level::Err, &format!("the WSGI script of group '{}' has not loaded within startup-timeout; restarting daemon process {}", self.group.name(), std::process::id()));
+                self.begin_drain("startup-timeout", None);
             }
             let idle = self.state.lock().unwrap_or_else(|e| e.into_inner()).active == 0;
             if idle && spec.inactivity_timeout.is_some_and(|limit| now - *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) > limit) {
@@ -490,10 +498,16 @@ impl Daemon {
             });
             let outcome = request_io::outcome();
             match result {
-                Ok(()) => After::Keep,
+                Ok(()) => {
+                    *self.load_failing_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    After::Keep
+                }
                 Err(_) if outcome.client_gone => After::Close,
                 Err(err) => {
                     interp.log_exception(py, err, &head.script);
+                    let mut since = self.load_failing_since.lock().unwrap_or_else(|e| e.into_inner());
+                    *since = if interp.is_loaded(py, &head.script) { None } else { since.or(Some(Instant::now())) };
+                    drop(since);
                     if outcome.headers_sent {
                         request_io::abort_response();
                         After::Keep

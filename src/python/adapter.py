@@ -186,6 +186,10 @@ def _load(path, mtime, reloading):
         return module
 
 
+def loaded(path):
+    return path in _scripts
+
+
 def needs_reload(path, mtime):
     entry = _scripts.get(path)
     return entry is not None and entry[1] != mtime

@@ -32,6 +32,7 @@ pub struct ProcessInfo {
 pub struct Interpreter {
     handle: Py<PyAny>,
     load: Py<PyAny>,
+    loaded: Py<PyAny>,
     needs_reload: Py<PyAny>,
     log_exception: Py<PyAny>,
     base_environ: Py<PyDict>,
@@ -71,6 +72,7 @@ impl Interpreter {
         Ok(Interpreter {
             handle: module.getattr("handle")?.unbind(),
             load: module.getattr("_load")?.unbind(),
+            loaded: module.getattr("loaded")?.unbind(),
             needs_reload: module.getattr("needs_reload")?.unbind(),
             log_exception: module.getattr("log_exception")?.unbind(),
             base_environ: base.unbind(),
@@ -110,6 +112,11 @@ impl Interpreter {
         let mtime = std::fs::metadata(script).ok().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_micros() as i64);
         self.load.bind(py).call1((script, mtime, false))?;
         Ok(())
+    }
+
+    /// Whether `script` has been loaded (successfully) here.
+    pub fn is_loaded(&self, py: Python<'_>, script: &str) -> bool {
+        self.loaded.bind(py).call1((script,)).and_then(|r| r.is_truthy()).unwrap_or(false)
     }
 
     /// Whether `script` was loaded here with another modification time.
