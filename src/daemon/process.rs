@@ -132,7 +132,7 @@ pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettin
     let spec = &g.def.spec;
     let server = g.def.server;
     crate::ffi::process::close_listeners();
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+    let parent = nix::unistd::getppid();
     group::retain_only(g.name());
     if let Some(title) = spec.process_title(g.name()) {
         crate::ffi::process::set_process_title(server, &title);
@@ -144,6 +144,12 @@ pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettin
 
     if let Err(msg) = drop_privileges(&g) {
         startup_failed(server, &format!("daemon process for group '{}' not started: {msg}", g.name()));
+    }
+    // Set after the identity change, which clears it; then make sure the
+    // parent did not already go in between.
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+    if nix::unistd::getppid() != parent {
+        unsafe { libc::_exit(0) }
     }
     std::thread::sleep(startup_delay);
     if let Some(mask) = spec.umask {
