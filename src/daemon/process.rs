@@ -21,6 +21,7 @@ use super::group::{self, RuntimeGroup};
 use super::transport::{Connection, SocketTransport};
 use crate::config::GlobalSettings;
 use crate::ffi::log::{Level, LogTarget};
+use crate::ffi::process as os;
 use crate::ffi::server::{self, Server};
 use crate::python::{init, interp, tstate};
 use crate::wsgi::request as request_io;
@@ -57,9 +58,7 @@ fn log(server: Server, level: Level, msg: &str) {
 
 fn startup_failed(server: Server, msg: &str) -> ! {
     log(server, Level::Crit, msg);
-    // SAFETY-free exit without running the parent's atexit handlers or
-    // pool cleanups, which belong to Apache's parent process.
-    unsafe { libc::_exit(EXIT_STARTUP_FAILED) }
+    os::exit_now(EXIT_STARTUP_FAILED)
 }
 
 /// Becomes the group's user, fail-closed: any failed step ends the process
@@ -140,7 +139,7 @@ pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettin
     // Signals are taken by one thread with sigwait; every thread inherits the mask.
     let signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR1, Signal::SIGHUP]);
     let _ = signals.thread_block();
-    let _ = unsafe_ignore_sigpipe();
+    let _ = os::ignore_sigpipe();
 
     if let Err(msg) = drop_privileges(&g) {
         startup_failed(server, &format!("daemon process for group '{}' not started: {msg}", g.name()));
@@ -149,7 +148,7 @@ pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettin
     // parent did not already go in between.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
     if nix::unistd::getppid() != parent {
-        unsafe { libc::_exit(0) }
+        os::exit_now(0)
     }
     std::thread::sleep(startup_delay);
     if let Some(mask) = spec.umask {
@@ -162,7 +161,7 @@ pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettin
     if let Some(home) = &home {
         let _ = std::env::set_current_dir(home);
     }
-    // SAFETY-relevant only in that no other thread exists yet to race on the environment.
+    // No other thread exists yet to race on the environment.
     if let Some(user_home) = &g.user_home {
         std::env::set_var("HOME", user_home);
     }
@@ -229,14 +228,7 @@ pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettin
     if workers.iter().all(|w| w.is_finished()) && settings.destroy_interpreter != Some(false) {
         init::stop();
     }
-    // SAFETY-free: leave without the parent's atexit handlers and pool cleanups.
-    unsafe { libc::_exit(0) }
-}
-
-fn unsafe_ignore_sigpipe() -> nix::Result<()> {
-    // Writes to a closed connection must fail with EPIPE, not kill us.
-    // SAFETY: SIG_IGN installs no Rust code as a handler.
-    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn) }.map(|_| ())
+    os::exit_now(0)
 }
 
 fn now_us() -> i64 {
@@ -355,7 +347,7 @@ impl Daemon {
             if spec.deadlock_timeout.is_some_and(|limit| now - *alive.lock().unwrap_or_else(|e| e.into_inner()) > limit) {
                 log(self.server, Level::Err, &format!("daemon process {} of group '{}' could not take the Python GIL for deadlock-timeout; restarting it", std::process::id(), self.group.name()));
                 // The GIL is stuck: nothing in Python can be waited for.
-                unsafe { libc::_exit(0) }
+                os::exit_now(0)
             }
             if spec.restart_interval.is_some_and(|limit| now - self.started > limit) {
                 self.begin_drain("restart-interval", spec.graceful_timeout);

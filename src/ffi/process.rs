@@ -129,3 +129,16 @@ pub fn set_process_title(server: super::server::Server, title: &str) {
     let short: String = title.chars().take(15).collect();
     let _ = nix::sys::prctl::set_name(&CString::new(short).unwrap_or_default());
 }
+
+/// Leaves a forked process at once, without the atexit handlers and pool
+/// cleanups it inherited from Apache's parent, which are not its own.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no Rust state.
+    unsafe { libc::_exit(code) }
+}
+
+/// Writes to a closed socket must fail with EPIPE, not kill the process.
+pub fn ignore_sigpipe() -> nix::Result<()> {
+    // SAFETY: SIG_IGN installs no handler code.
+    unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn) }.map(|_| ())
+}
