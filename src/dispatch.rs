@@ -52,7 +52,7 @@ pub fn translate_name(req: Request) -> i32 {
 
 #[track_caller]
 pub(crate) fn fail(req: &Request, status: i32, message: &str) -> i32 {
-    log::request(req.raw(), Level::Err, message);
+    log::request(req, Level::Err, message);
     status
 }
 
@@ -68,15 +68,15 @@ pub fn handle(req: Request) -> i32 {
         .and_then(|i| std::str::from_utf8(i).ok()?.parse::<usize>().ok())
         .and_then(|i| req.server_config().aliases.get(i).cloned());
     if alias.is_none() && !req.allows_exec_cgi() {
-        return fail(&req, sys::HTTP_FORBIDDEN as i32, &format!("Options ExecCGI is off in this directory: {script}"));
+        return fail(&req, sys::HTTP_FORBIDDEN, &format!("Options ExecCGI is off in this directory: {script}"));
     }
     let mtime = match req.file_kind() {
-        FileKind::Missing => return fail(&req, sys::HTTP_NOT_FOUND as i32, &format!("Target WSGI script not found or unable to stat: {script}")),
-        FileKind::Directory => return fail(&req, sys::HTTP_FORBIDDEN as i32, &format!("Attempt to invoke directory as WSGI application: {script}")),
+        FileKind::Missing => return fail(&req, sys::HTTP_NOT_FOUND, &format!("Target WSGI script not found or unable to stat: {script}")),
+        FileKind::Directory => return fail(&req, sys::HTTP_FORBIDDEN, &format!("Attempt to invoke directory as WSGI application: {script}")),
         FileKind::File { mtime_us } => mtime_us,
     };
     if req.rejects_path_info() && !req.path_info().is_empty() {
-        return fail(&req, sys::HTTP_NOT_FOUND as i32, &format!("AcceptPathInfo is off and the URI has path info beyond {script}"));
+        return fail(&req, sys::HTTP_NOT_FOUND, &format!("AcceptPathInfo is off and the URI has path info beyond {script}"));
     }
 
     let cfg = req.dir_config().resolve(alias.as_ref().map(|a| &a.options));
@@ -97,7 +97,7 @@ pub fn handle(req: Request) -> i32 {
     let group = cfg.application_group.expand(&group_context);
     let process_group = cfg.process_group.expand(&group_context);
     if cfg.restrict_process.as_ref().is_some_and(|allowed| !allowed.contains(&process_group)) {
-        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR as i32, &format!("process group '{process_group}' is not allowed here by WSGIRestrictProcess; cannot run {script}"));
+        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, &format!("process group '{process_group}' is not allowed here by WSGIRestrictProcess; cannot run {script}"));
     }
     let head_as_get = req.method() == b"HEAD"
         && match cfg.map_head_to_get {
@@ -120,10 +120,10 @@ pub fn handle(req: Request) -> i32 {
     }
 
     let Some(daemon) = group::find(&process_group) else {
-        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR as i32, &format!("No WSGI daemon process called '{process_group}' has been configured (WSGIProcessGroup); cannot run {script}"));
+        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, &format!("No WSGI daemon process called '{process_group}' has been configured (WSGIProcessGroup); cannot run {script}"));
     };
     if !daemon.def.usable_from(req.server()) {
-        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR as i32, &format!("WSGI daemon process group '{process_group}' is defined in another virtual host and cannot be used here; cannot run {script}"));
+        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, &format!("WSGI daemon process group '{process_group}' is defined in another virtual host and cannot be used here; cannot run {script}"));
     }
     let head = RequestHead {
         script: script.clone(),

@@ -86,11 +86,11 @@ unsafe extern "C" fn register_hooks(_pool: *mut sys::apr_pool_t) {
     guard("register_hooks", (), || {
         // SAFETY: registering static functions and static ordering lists.
         unsafe {
-            sys::ap_hook_translate_name(Some(translate_name), AFTER_ALIAS.0.as_ptr(), std::ptr::null(), sys::APR_HOOK_MIDDLE as i32);
-            sys::ap_hook_pre_config(Some(pre_config), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE as i32);
-            sys::ap_hook_post_config(Some(post_config), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE as i32);
-            sys::ap_hook_child_init(Some(child_init), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE as i32);
-            sys::ap_hook_handler(Some(handler), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE as i32);
+            sys::ap_hook_translate_name(Some(translate_name), AFTER_ALIAS.0.as_ptr(), std::ptr::null(), sys::APR_HOOK_MIDDLE);
+            sys::ap_hook_pre_config(Some(pre_config), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE);
+            sys::ap_hook_post_config(Some(post_config), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE);
+            sys::ap_hook_child_init(Some(child_init), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE);
+            sys::ap_hook_handler(Some(handler), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE);
         }
     })
 }
@@ -113,8 +113,8 @@ unsafe extern "C" fn post_config(pconf: *mut sys::apr_pool_t, _plog: *mut sys::a
         match crate::daemon::supervisor::start(Pool(pconf), Server(s)) {
             Ok(()) => sys::OK,
             Err(msg) => {
-                log::server(s, Level::Crit, &msg);
-                sys::HTTP_INTERNAL_SERVER_ERROR as i32
+                log::server(Some(Server(s)), Level::Crit, &msg);
+                sys::HTTP_INTERNAL_SERVER_ERROR
             }
         }
     })
@@ -128,7 +128,7 @@ fn warn_ignored_directives(main: Server) {
         let options = config.daemon_groups.iter().flat_map(|g| g.spec.ignored.iter().map(move |o| format!("WSGIDaemonProcess {} option {o}=", g.spec.name)));
         for name in directives.chain(options) {
             if !warned.contains(&name) {
-                log::server(main.raw(), Level::Warning, &format!("{name} is accepted for compatibility but has no effect in mod_wsgi-rs {VERSION} (see docs/directives.md)"));
+                log::server(Some(main), Level::Warning, &format!("{name} is accepted for compatibility but has no effect in mod_wsgi-rs {VERSION} (see docs/directives.md)"));
                 warned.push(name);
             }
         }
@@ -147,7 +147,7 @@ fn start_python(pchild: Pool, main: Server) {
         return;
     }
     if let Err(msg) = init::start(settings) {
-        log::server(main.raw(), Level::Crit, &format!("cannot initialise Python: {msg}"));
+        log::server(Some(main), Level::Crit, &format!("cannot initialise Python: {msg}"));
         return;
     }
     let info = process_info(
@@ -168,11 +168,11 @@ fn start_python(pchild: Pool, main: Server) {
     });
     match ready {
         Ok(()) => {
-            if log::enabled(main.raw(), Level::Debug) {
-                log::server(main.raw(), Level::Debug, &format!("Python {PYTHON_BUILD_VERSION} initialised in process {}", std::process::id()));
+            if log::enabled(Some(main), Level::Debug) {
+                log::server(Some(main), Level::Debug, &format!("Python {PYTHON_BUILD_VERSION} initialised in process {}", std::process::id()));
             }
         }
-        Err(msg) => log::server(main.raw(), Level::Crit, &msg),
+        Err(msg) => log::server(Some(main), Level::Crit, &msg),
     }
     if settings.destroy_interpreter != Some(false) {
         pchild.on_cleanup(Box::new(init::stop));
@@ -204,5 +204,5 @@ unsafe extern "C" fn translate_name(r: *mut sys::request_rec) -> i32 {
 
 unsafe extern "C" fn handler(r: *mut sys::request_rec) -> i32 {
     // SAFETY: r is the live request of this hook.
-    guard("handler", sys::HTTP_INTERNAL_SERVER_ERROR as i32, || crate::dispatch::handle(unsafe { Request::from_raw(r) }))
+    guard("handler", sys::HTTP_INTERNAL_SERVER_ERROR, || crate::dispatch::handle(unsafe { Request::from_raw(r) }))
 }

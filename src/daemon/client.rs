@@ -13,7 +13,7 @@ use wsgi_core::protocol::{self, Frame, Limits, ProtocolError, RequestHead, PROTO
 use super::group::RuntimeGroup;
 use crate::embedded::transport::apply_head;
 use crate::ffi::log::{self, Level};
-use crate::ffi::request::{Brigade, Request};
+use crate::ffi::request::{ReadFailed, Brigade, Request};
 use crate::ffi::sys;
 
 /// Idle connections by socket path, reused across requests in this child.
@@ -87,8 +87,8 @@ pub fn run(req: Request, g: &Arc<RuntimeGroup>, head: RequestHead, settings: &Se
             None => match connect(g, deadline, timeout) {
                 Ok(conn) => (conn, false),
                 Err(e) => {
-                    log::request(req.raw(), Level::Err, &format!("cannot connect to daemon process group '{}' at {} within connect-timeout: {e}", g.name(), g.socket_path));
-                    return sys::HTTP_SERVICE_UNAVAILABLE as i32;
+                    log::request(&req, Level::Err, &format!("cannot connect to daemon process group '{}' at {} within connect-timeout: {e}", g.name(), g.socket_path));
+                    return sys::HTTP_SERVICE_UNAVAILABLE;
                 }
             },
         };
@@ -103,8 +103,8 @@ pub fn run(req: Request, g: &Arc<RuntimeGroup>, head: RequestHead, settings: &Se
             Attempt::Stale => continue,
             Attempt::Retry if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             Attempt::Retry => {
-                log::request(req.raw(), Level::Err, &format!("daemon process group '{}' kept restarting; no process took the request within connect-timeout", g.name()));
-                return sys::HTTP_SERVICE_UNAVAILABLE as i32;
+                log::request(&req, Level::Err, &format!("daemon process group '{}' kept restarting; no process took the request within connect-timeout", g.name()));
+                return sys::HTTP_SERVICE_UNAVAILABLE;
             }
         }
     }
@@ -114,7 +114,7 @@ pub fn run(req: Request, g: &Arc<RuntimeGroup>, head: RequestHead, settings: &Se
 fn exchange(req: Request, out: &mut Brigade, conn: &UnixStream, request: &Frame, limits: &Limits, reused: bool, settings: &Settings, g: &RuntimeGroup) -> Attempt {
     let mut w = conn;
     if protocol::write_frame(&mut w, request).and_then(|()| w.flush()).is_err() {
-        return if reused { Attempt::Stale } else { Attempt::Status(sys::HTTP_BAD_GATEWAY as i32) };
+        return if reused { Attempt::Stale } else { Attempt::Status(sys::HTTP_BAD_GATEWAY) };
     }
     let (mut head_sent, mut body_touched, mut overridden) = (false, false, None);
     let mut buf = Vec::new();
@@ -128,9 +128,9 @@ fn exchange(req: Request, out: &mut Brigade, conn: &UnixStream, request: &Frame,
                 let sent = match req.read_body(&mut buf) {
                     Ok(0) => protocol::write_frame(&mut w, &Frame::BodyEnd),
                     Ok(k) => protocol::write_body(&mut w, &buf[..k]),
-                    Err(()) => {
-                        log::request(req.raw(), Level::Info, "request body read failed (client closed the connection or timed out)");
-                        return Attempt::Status(sys::HTTP_BAD_REQUEST as i32);
+                    Err(ReadFailed) => {
+                        log::request(&req, Level::Info, "request body read failed (client closed the connection or timed out)");
+                        return Attempt::Status(sys::HTTP_BAD_REQUEST);
                     }
                 };
                 if sent.is_err() {
@@ -172,13 +172,13 @@ fn exchange(req: Request, out: &mut Brigade, conn: &UnixStream, request: &Frame,
             }
             Ok(Frame::Restart) if !body_touched && !head_sent => return Attempt::Retry,
             Ok(other) => {
-                log::request(req.raw(), Level::Err, &format!("protocol error from daemon process group '{}': unexpected {other:?}", g.name()));
-                return fail(out, head_sent, sys::HTTP_BAD_GATEWAY as i32);
+                log::request(&req, Level::Err, &format!("protocol error from daemon process group '{}': unexpected {other:?}", g.name()));
+                return fail(out, head_sent, sys::HTTP_BAD_GATEWAY);
             }
             Err(e) if reused && !head_sent && !body_touched && is_dead_peer(&e) => return Attempt::Stale,
             Err(e) if e.is_timeout() => {
-                log::request(req.raw(), Level::Err, &format!("timeout waiting for daemon process group '{}' (socket-timeout)", g.name()));
-                return fail(out, head_sent, sys::HTTP_GATEWAY_TIME_OUT as i32);
+                log::request(&req, Level::Err, &format!("timeout waiting for daemon process group '{}' (socket-timeout)", g.name()));
+                return fail(out, head_sent, sys::HTTP_GATEWAY_TIME_OUT);
             }
             Err(e) => return lost(req, out, head_sent, g, &format!("({e})")),
         }
@@ -192,8 +192,8 @@ fn is_dead_peer(e: &ProtocolError) -> bool {
 }
 
 fn lost(req: Request, out: &mut Brigade, head_sent: bool, g: &RuntimeGroup, what: &str) -> Attempt {
-    log::request(req.raw(), Level::Err, &format!("daemon process of group '{}' closed the connection {what}; it may have crashed or been restarted", g.name()));
-    fail(out, head_sent, sys::HTTP_BAD_GATEWAY as i32)
+    log::request(&req, Level::Err, &format!("daemon process of group '{}' closed the connection {what}; it may have crashed or been restarted", g.name()));
+    fail(out, head_sent, sys::HTTP_BAD_GATEWAY)
 }
 
 fn fail(out: &mut Brigade, head_sent: bool, status: i32) -> Attempt {

@@ -53,7 +53,7 @@ pub fn lookup_group(spec: &str) -> Result<Group, String> {
 }
 
 fn log(server: Server, level: Level, msg: &str) {
-    LogTarget::Server(server.raw()).write(level, msg);
+    LogTarget::Server(server).write(level, msg);
 }
 
 fn startup_failed(server: Server, msg: &str) -> ! {
@@ -488,7 +488,7 @@ impl Daemon {
         let daemon_start = now_us() as f64 / 1e6;
 
         let after = tstate::with_gil(|py| {
-            let _current = request_io::install(Box::new(SocketTransport::new(conn.clone(), LogTarget::Server(self.server.raw()), self.limits)));
+            let _current = request_io::install(Box::new(SocketTransport::new(conn.clone(), LogTarget::Server(self.server), self.limits)));
             let result = interp.environ(py, &head.environ, head.request_start_us as f64 / 1e6, slot as u64 + 1).and_then(|env| {
                 env.set_item("mod_wsgi.queue_start", head.request_start_us as f64 / 1e6)?;
                 env.set_item("mod_wsgi.daemon_start", daemon_start)?;

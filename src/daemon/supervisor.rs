@@ -142,9 +142,9 @@ fn spawn(pconf: Pool, g: Arc<RuntimeGroup>, listener: Arc<UnixListener>, global:
         // A daemon that dies at start would otherwise be restarted in a tight loop.
         let failed_at_start = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == EXIT_STARTUP_FAILED || started.elapsed() < Duration::from_secs(2);
         let next = if failed_at_start { (delay * 2).max(Duration::from_secs(1)).min(MAX_RESTART_DELAY) } else { Duration::ZERO };
-        LogTarget::Server(gc.def.server.raw()).write(Level::Info, &format!("daemon process of group '{}' exited ({}); starting a new one", gc.name(), describe(status)));
+        LogTarget::Server(gc.def.server).write(Level::Info, &format!("daemon process of group '{}' exited ({}); starting a new one", gc.name(), describe(status)));
         if let Err(e) = spawn(pconf, gc.clone(), lc.clone(), sc.clone(), next) {
-            LogTarget::Server(gc.def.server.raw()).write(Level::Err, &e);
+            LogTarget::Server(gc.def.server).write(Level::Err, &e);
         }
     });
     match os::fork_supervised(pconf, on_event)? {

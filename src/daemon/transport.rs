@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use wsgi_core::protocol::{self, Frame, Limits};
 use wsgi_core::response::Head;
 
+use crate::ffi::request::ReadFailed;
 use crate::ffi::log::LogTarget;
 use crate::wsgi::request::{IoError, Transport};
 
@@ -166,13 +167,13 @@ impl Transport for SocketTransport {
         Err(IoError::NotStarted)
     }
 
-    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, ()> {
+    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, ReadFailed> {
         if self.body_done || buf.is_empty() {
             return Ok(0);
         }
         let want = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        protocol::write_frame(&mut self.pending, &Frame::Read(want)).map_err(|_| ())?;
-        self.flush(None, false).map_err(|_| ())?;
+        protocol::write_frame(&mut self.pending, &Frame::Read(want)).map_err(|_| ReadFailed)?;
+        self.flush(None, false).map_err(|_| ReadFailed)?;
         match self.conn.read_frame(&self.limits) {
             Ok(Frame::Body(data)) if data.len() <= buf.len() => {
                 buf[..data.len()].copy_from_slice(&data);
@@ -184,7 +185,7 @@ impl Transport for SocketTransport {
             }
             _ => {
                 self.conn.broken.store(true, Ordering::SeqCst);
-                Err(())
+                Err(ReadFailed)
             }
         }
     }

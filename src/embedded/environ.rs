@@ -28,7 +28,7 @@ pub fn script_name_and_path_info(req: &Request) -> (String, String) {
 }
 
 /// The URI exactly as the client sent it, from the request line.
-fn original_uri<'a>(req: &'a Request) -> &'a [u8] {
+fn original_uri(req: &Request) -> &[u8] {
     let line = req.the_request();
     let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
     words.next();

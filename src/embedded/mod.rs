@@ -32,13 +32,13 @@ fn thread_number() -> u64 {
 /// Runs the request's application in this process's Python.
 pub fn run(req: Request, script: &str, mtime: i64, cfg: &RequestConfig, application_group: &str, vars: &[Var<'_>]) -> i32 {
     if req.server_config().global.restrict_embedded == Some(true) {
-        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR as i32, &format!("Embedded mode of mod_wsgi-rs is disabled (WSGIRestrictEmbedded On); cannot run {script}"));
+        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, &format!("Embedded mode of mod_wsgi-rs is disabled (WSGIRestrictEmbedded On); cannot run {script}"));
     }
     if !init::is_running() {
-        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR as i32, &format!("Python is not available in this Apache child (see the errors logged at its start); cannot run {script}"));
+        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, &format!("Python is not available in this Apache child (see the errors logged at its start); cannot run {script}"));
     }
     let Some(interpreter) = interp::for_group(application_group) else {
-        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR as i32, "the Python interpreter for this request is not available");
+        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, "the Python interpreter for this request is not available");
     };
     tstate::with_gil(|py| {
         let _current = request_io::install(Box::new(ApacheTransport::new(req)));
@@ -49,7 +49,7 @@ pub fn run(req: Request, script: &str, mtime: i64, cfg: &RequestConfig, applicat
         match result {
             Ok(()) => sys::OK,
             Err(_) if outcome.client_gone => {
-                log::request(req.raw(), Level::Info, &format!("client closed the connection while {script} was responding"));
+                log::request(&req, Level::Info, &format!("client closed the connection while {script} was responding"));
                 sys::OK
             }
             Err(err) => {
@@ -59,7 +59,7 @@ pub fn run(req: Request, script: &str, mtime: i64, cfg: &RequestConfig, applicat
                     request_io::abort_response();
                     sys::OK
                 } else {
-                    sys::HTTP_INTERNAL_SERVER_ERROR as i32
+                    sys::HTTP_INTERNAL_SERVER_ERROR
                 }
             }
         }

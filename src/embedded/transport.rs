@@ -3,7 +3,7 @@
 use wsgi_core::response::Head;
 
 use crate::ffi::log::LogTarget;
-use crate::ffi::request::{Brigade, ClientGone, Request};
+use crate::ffi::request::{ReadFailed, Brigade, ClientGone, Request};
 use crate::wsgi::request::{IoError, Transport};
 
 pub struct ApacheTransport {
@@ -55,7 +55,7 @@ impl Transport for ApacheTransport {
         self.out.send_file(fd, offset, length).map_err(client_gone)
     }
 
-    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, ()> {
+    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, ReadFailed> {
         self.req.read_body(buf)
     }
 
@@ -73,6 +73,6 @@ impl Transport for ApacheTransport {
     }
 
     fn log_target(&self) -> LogTarget {
-        LogTarget::Request(self.req.raw())
+        LogTarget::Request(self.req)
     }
 }

@@ -58,7 +58,7 @@ pub const fn command_table<const N: usize>(directives: &[Directive]) -> [sys::co
             Context::Global | Context::Server => sys::RSRC_CONF,
             Context::ServerDir => sys::RSRC_CONF | sys::ACCESS_CONF,
             Context::ServerDirFileInfo => sys::RSRC_CONF | sys::ACCESS_CONF | sys::OR_FILEINFO,
-        } as i32;
+        };
         table[index] = sys::command_rec {
             name: d.name.as_ptr(),
             func,

@@ -12,7 +12,7 @@ pub fn guard<R>(what: &str, fallback: R, body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => value,
         Err(payload) => {
-            log::server(std::ptr::null(), Level::Crit, &format!("internal error (Rust panic) in {what}: {}", panic_message(&payload)));
+            log::server(None, Level::Crit, &format!("internal error (Rust panic) in {what}: {}", panic_message(&payload)));
             fallback
         }
     }

@@ -2,6 +2,8 @@
 //! `LogLevel wsgi:debug` applies to our messages.
 use std::ffi::CString;
 
+use super::request::Request;
+use super::server::Server;
 use super::sys;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,52 +33,52 @@ fn caller() -> (CString, i32) {
     (c_string(at.file()), at.line() as i32)
 }
 
-/// Logs against a server (NULL means the main server).
+fn raw(s: Option<Server>) -> *const sys::server_rec {
+    s.map_or(std::ptr::null(), |s| s.raw())
+}
+
+/// Logs against a server (`None`: the main server).
 #[track_caller]
-pub fn server(s: *const sys::server_rec, level: Level, msg: &str) {
+pub fn server(s: Option<Server>, level: Level, msg: &str) {
     let (file, line) = caller();
     let msg = c_string(msg);
-    // SAFETY: s is NULL or a live server_rec; the message is passed as an
+    // SAFETY: NULL or a live server_rec; the message is passed as an
     // argument to a "%s" format.
-    unsafe { sys::mrs_log_error(file.as_ptr(), line, module_index(), level as i32, 0, s, msg.as_ptr()) }
+    unsafe { sys::mrs_log_error(file.as_ptr(), line, module_index(), level as i32, 0, raw(s), msg.as_ptr()) }
 }
 
 /// Logs against a request, with Apache's client and request decoration.
 #[track_caller]
-pub(crate) fn request(r: *const sys::request_rec, level: Level, msg: &str) {
+pub fn request(r: &Request, level: Level, msg: &str) {
     let (file, line) = caller();
     let msg = c_string(msg);
-    // SAFETY: r is a live request_rec owned by the calling handler.
-    unsafe { sys::mrs_log_rerror(file.as_ptr(), line, module_index(), level as i32, 0, r, msg.as_ptr()) }
+    // SAFETY: a live request_rec, by Request's contract.
+    unsafe { sys::mrs_log_rerror(file.as_ptr(), line, module_index(), level as i32, 0, r.raw(), msg.as_ptr()) }
 }
 
 /// Whether a message at `level` would be written for server `s`; saves
 /// formatting debug messages nobody reads.
-pub fn enabled(s: *const sys::server_rec, level: Level) -> bool {
-    // SAFETY: s is NULL or a live server_rec.
-    unsafe { sys::mrs_log_is_enabled(module_index(), level as i32, s) != 0 }
+pub fn enabled(s: Option<Server>, level: Level) -> bool {
+    // SAFETY: NULL or a live server_rec.
+    unsafe { sys::mrs_log_is_enabled(module_index(), level as i32, raw(s)) != 0 }
 }
 
 /// Where a request's log lines go: the request (client and vhost
 /// decoration), a server (vhost) with no request, or the main server.
 #[derive(Clone, Copy)]
 pub enum LogTarget {
-    Request(*const sys::request_rec),
-    Server(*const sys::server_rec),
+    Request(Request),
+    Server(Server),
     MainServer,
 }
-
-// SAFETY: a target is only used on the thread serving its request, or
-// names a server_rec, which is read-only after start-up.
-unsafe impl Send for LogTarget {}
 
 impl LogTarget {
     #[track_caller]
     pub fn write(self, level: Level, msg: &str) {
         match self {
-            LogTarget::Request(r) => request(r, level, msg),
-            LogTarget::Server(s) => server(s, level, msg),
-            LogTarget::MainServer => server(std::ptr::null(), level, msg),
+            LogTarget::Request(r) => request(&r, level, msg),
+            LogTarget::Server(s) => server(Some(s), level, msg),
+            LogTarget::MainServer => server(None, level, msg),
         }
     }
 }

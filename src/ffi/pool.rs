@@ -1,5 +1,5 @@
 //! Tying Rust values to APR pool lifetimes.
-use std::ffi::{c_void, CStr};
+use std::ffi::c_void;
 
 use super::guard::guard;
 use super::sys;
@@ -53,19 +53,5 @@ impl Pool {
     pub fn strdup(self, s: &[u8]) -> *const std::ffi::c_char {
         // SAFETY: apr_pstrmemdup copies len bytes and NUL-terminates.
         unsafe { sys::apr_pstrmemdup(self.0, s.as_ptr() as *const _, s.len()) }
-    }
-
-    /// Reads a value stored on the pool under `key`.
-    pub fn userdata(self, key: &CStr) -> *mut c_void {
-        let mut data: *mut c_void = std::ptr::null_mut();
-        // SAFETY: key is NUL-terminated; the pool is live.
-        unsafe { sys::apr_pool_userdata_get(&mut data, key.as_ptr(), self.0) };
-        data
-    }
-
-    /// Marks the pool with `key` (the value is a non-NULL marker).
-    pub fn set_userdata_marker(self, key: &'static CStr) {
-        // SAFETY: a static key and a static non-NULL marker; no cleanup.
-        unsafe { sys::apr_pool_userdata_set(1 as *const c_void, key.as_ptr(), None, self.0) };
     }
 }

@@ -70,7 +70,7 @@ unsafe extern "C" fn maintenance(reason: i32, data: *mut c_void, status: i32) {
 
 /// True once the MPM has started stopping or restarting.
 pub fn mpm_stopping() -> bool {
-    super::server::mpm_query(sys::AP_MPMQ_MPM_STATE).is_some_and(|s| s == sys::AP_MPMQ_STOPPING as i32)
+    super::server::mpm_query(sys::AP_MPMQ_MPM_STATE).is_some_and(|s| s == sys::AP_MPMQ_STOPPING)
 }
 
 /// The generation Apache is on (bumped by each restart).

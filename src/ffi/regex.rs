@@ -29,6 +29,6 @@ impl Regex {
         if rc != 0 {
             return None;
         }
-        Some(matches.iter().map(|m| (m.rm_so >= 0).then(|| (m.rm_so as usize, m.rm_eo as usize))).collect())
+        Some(matches.iter().map(|m| (m.rm_so >= 0).then_some((m.rm_so as usize, m.rm_eo as usize))).collect())
     }
 }

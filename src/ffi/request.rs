@@ -24,6 +24,11 @@ unsafe impl Send for Request {}
 #[derive(Debug)]
 pub struct ClientGone;
 
+/// Why reading the request body failed (the client went away, timed out,
+/// or sent a malformed chunked body).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReadFailed;
+
 impl Request {
     /// # Safety
     /// `raw` must be the live request_rec of the running hook.
@@ -119,7 +124,7 @@ impl Request {
     }
     pub fn allows_exec_cgi(&self) -> bool {
         // SAFETY: reads the request's merged core options.
-        unsafe { sys::ap_allow_options(self.raw) & sys::OPT_EXECCGI as i32 != 0 }
+        unsafe { sys::ap_allow_options(self.raw) & sys::OPT_EXECCGI != 0 }
     }
 
     /// What Apache's directory walk found at `filename`.
@@ -224,7 +229,7 @@ impl Request {
     pub fn setup_body(&self, allow_chunked: bool) -> Result<(), i32> {
         let policy = if allow_chunked { sys::REQUEST_CHUNKED_DECHUNK } else { sys::REQUEST_CHUNKED_ERROR };
         // SAFETY: called once, before any read.
-        let rc = unsafe { sys::ap_setup_client_block(self.raw, policy as i32) };
+        let rc = unsafe { sys::ap_setup_client_block(self.raw, policy) };
         if rc != 0 {
             return Err(rc);
         }
@@ -234,12 +239,12 @@ impl Request {
     }
 
     /// Reads body bytes into `buf`; 0 at the end, `Err` on a client error.
-    pub fn read_body(&self, buf: &mut [u8]) -> Result<usize, ()> {
+    pub fn read_body(&self, buf: &mut [u8]) -> Result<usize, ReadFailed> {
         // SAFETY: buf is writable for its length.
         let n = unsafe { sys::ap_get_client_block(self.raw, buf.as_mut_ptr() as *mut c_char, buf.len()) };
         if n < 0 {
             self.close_connection();
-            Err(())
+            Err(ReadFailed)
         } else {
             Ok(n as usize)
         }
@@ -357,7 +362,7 @@ impl Brigade {
         // SAFETY: apr_os_file_put wraps (does not own) fd; apr_file_dup makes
         // a descriptor owned by r->pool, which buckets set aside with the data.
         unsafe {
-            let flags = (sys::APR_FOPEN_READ | sys::APR_FOPEN_SENDFILE_ENABLED) as i32;
+            let flags = sys::APR_FOPEN_READ | sys::APR_FOPEN_SENDFILE_ENABLED;
             if sys::apr_os_file_put(&mut borrowed, &mut os_fd, flags, pool) != 0 || sys::apr_file_dup(&mut owned, borrowed, pool) != 0 {
                 return Err(ClientGone);
             }
@@ -384,7 +389,7 @@ impl Brigade {
         // SAFETY: a 502 error bucket tells the chunking filter to withhold
         // the last chunk (as mod_proxy does for a broken backend).
         unsafe {
-            let err = sys::ap_bucket_error_create(sys::HTTP_BAD_GATEWAY as i32, std::ptr::null(), self.req.r().pool, self.alloc());
+            let err = sys::ap_bucket_error_create(sys::HTTP_BAD_GATEWAY, std::ptr::null(), self.req.r().pool, self.alloc());
             self.push(err);
             let eos = sys::apr_bucket_eos_create(self.alloc());
             self.push(eos);

@@ -8,6 +8,7 @@ use pyo3::Python;
 use wsgi_core::input::BodyReader;
 use wsgi_core::response::{Head, ResponseState, StartError};
 
+use crate::ffi::request::ReadFailed;
 use crate::ffi::log::{Level, LogTarget};
 
 #[derive(Debug)]
@@ -44,7 +45,7 @@ pub trait Transport: Send {
     /// `length` bytes of the regular file `fd` from `offset`.
     fn send_file(&mut self, fd: i32, offset: u64, length: u64) -> Result<(), IoError>;
     /// Request body bytes into `buf`; 0 at the end.
-    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, ()>;
+    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, ReadFailed>;
     /// The response is complete.
     fn finish(&mut self) -> Result<(), IoError>;
     /// The last chunk of body and the end together (one round trip where
@@ -232,6 +233,6 @@ impl RequestIo {
                 input.read(size, &mut fill)
             }
         });
-        data.map_err(|()| IoError::ReadFailed)
+        data.map_err(|ReadFailed| IoError::ReadFailed)
     }
 }
