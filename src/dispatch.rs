@@ -28,7 +28,7 @@ pub fn translate_name(req: Request) -> i32 {
     }
     for (index, alias) in req.server_config().aliases.iter().enumerate() {
         let (target, consumed) = match &alias.pattern {
-            AliasPattern::Prefix(prefix) => match alias_match_len(&uri, prefix) {
+            AliasPattern::Prefix(prefix) => match alias_match_len(&uri, prefix, alias.target.ends_with('/')) {
                 Some(n) => (alias.target.clone(), n),
                 None => continue,
             },

@@ -71,8 +71,19 @@ pub fn split_script_name(uri: &str, path_info: &str) -> (String, String) {
 
 /// Where a `WSGIScriptAlias` prefix matches a URI: at a path-segment boundary,
 /// with repeated slashes in the URI counting as one. Returns the length of the
-/// URI that the alias consumed.
-pub fn alias_match_len(uri: &str, alias: &str) -> Option<usize> {
+/// URI that the alias consumed; the rest is appended to the target. For a
+/// file target the slashes ending the match stay in the rest, so that
+/// `WSGIScriptAlias / /srv/app.wsgi` maps `/x` to `/srv/app.wsgi/x`
+/// (PATH_INFO `/x`), not `/srv/app.wsgix`.
+pub fn alias_match_len(uri: &str, alias: &str, target_is_dir: bool) -> Option<usize> {
+    let consumed = prefix_match_len(uri, alias)?;
+    if target_is_dir {
+        return Some(consumed);
+    }
+    Some(uri[..consumed].trim_end_matches('/').len())
+}
+
+fn prefix_match_len(uri: &str, alias: &str) -> Option<usize> {
     let uri_b = uri.as_bytes();
     let alias_b = alias.as_bytes();
     let (mut u, mut a) = (0, 0);
@@ -159,14 +170,16 @@ mod tests {
 
     #[test]
     fn alias_matching() {
-        assert_eq!(alias_match_len("/app/x", "/app"), Some(4));
-        assert_eq!(alias_match_len("/app", "/app"), Some(4));
-        assert_eq!(alias_match_len("/apple", "/app"), None);
-        assert_eq!(alias_match_len("//app//x", "/app"), Some(5));
-        assert_eq!(alias_match_len("/anything", "/"), Some(1));
-        assert_eq!(alias_match_len("/scripts/a.wsgi", "/scripts/"), Some(9));
-        assert_eq!(alias_match_len("/scripts", "/scripts/"), None);
-        assert_eq!(alias_match_len("/other", "/app"), None);
+        assert_eq!(alias_match_len("/app/x", "/app", false), Some(4));
+        assert_eq!(alias_match_len("/app", "/app", false), Some(4));
+        assert_eq!(alias_match_len("/apple", "/app", false), None);
+        assert_eq!(alias_match_len("//app//x", "/app", false), Some(5));
+        assert_eq!(alias_match_len("/anything", "/", false), Some(0), "a root mount keeps the slash for PATH_INFO");
+        assert_eq!(alias_match_len("/", "/", false), Some(0));
+        assert_eq!(alias_match_len("/app/x", "/app/", false), Some(4));
+        assert_eq!(alias_match_len("/scripts/a.wsgi", "/scripts/", true), Some(9));
+        assert_eq!(alias_match_len("/scripts", "/scripts/", true), None);
+        assert_eq!(alias_match_len("/other", "/app", false), None);
     }
 
     #[test]

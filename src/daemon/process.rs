@@ -502,7 +502,7 @@ impl Daemon {
                 }
                 Err(_) if outcome.client_gone => After::Close,
                 Err(err) => {
-                    interp.log_exception(py, err, &head.script);
+                    let status = interp.log_exception(py, err, &head.script);
                     let mut since = self.load_failing_since.lock().unwrap_or_else(|e| e.into_inner());
                     *since = if interp.is_loaded(py, &head.script) { None } else { since.or(Some(Instant::now())) };
                     drop(since);
@@ -510,7 +510,7 @@ impl Daemon {
                         request_io::abort_response();
                         After::Keep
                     } else {
-                        match conn.send(&Frame::Error { status: 500 }) {
+                        match conn.send(&Frame::Error { status }) {
                             Ok(()) => After::Keep,
                             Err(_) => After::Close,
                         }

@@ -53,13 +53,13 @@ pub fn run(req: Request, script: &str, mtime: i64, cfg: &RequestConfig, applicat
                 sys::OK
             }
             Err(err) => {
-                interpreter.log_exception(py, err, script);
+                let status = interpreter.log_exception(py, err, script);
                 if outcome.headers_sent {
                     // Too late for an error page: cut the response short.
                     request_io::abort_response();
                     sys::OK
                 } else {
-                    sys::HTTP_INTERNAL_SERVER_ERROR
+                    i32::from(status)
                 }
             }
         }

@@ -195,13 +195,17 @@ def needs_reload(path, mtime):
     return entry is not None and entry[1] != mtime
 
 
+class CallableNotFound(LookupError):
+    """The script has no callable of the configured name: a 404, as in mod_wsgi."""
+
+
 def handle(path, mtime, reloading, callable_name, environ):
     module = _load(path, mtime, reloading)
     try:
         application = getattr(module, callable_name)
     except AttributeError:
-        raise LookupError('WSGI script %r does not contain a WSGI application %r '
-                          '(see WSGICallableObject)' % (path, callable_name)) from None
+        raise CallableNotFound('WSGI script %r does not contain a WSGI application %r '
+                               '(see WSGICallableObject)' % (path, callable_name)) from None
     environ['mod_wsgi.application_start'] = time.time()
     result = application(environ, start_response)
     try:
@@ -223,11 +227,19 @@ def handle(path, mtime, reloading, callable_name, environ):
 
 def log_exception(exc, path):
     """Writes an app's exception to the error log: a line naming the script,
-    then the traceback, one entry per line."""
+    then the traceback (without the adapter's own frames), one entry per
+    line. Returns the HTTP status to answer with if nothing was sent yet."""
+    if isinstance(exc, CallableNotFound):
+        _log(str(exc))
+        return 404
     _log('Exception occurred processing WSGI script %r.' % path)
-    for chunk in traceback.format_exception(type(exc), exc, exc.__traceback__):
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_globals.get('__name__') == __name__:
+        tb = tb.tb_next
+    for chunk in traceback.format_exception(type(exc), exc, tb):
         for line in chunk.rstrip('\n').split('\n'):
             _log(line)
+    return 500
 
 
 def setup(settings):

@@ -124,12 +124,18 @@ impl Interpreter {
         self.needs_reload.bind(py).call1((script, mtime)).and_then(|r| r.is_truthy()).unwrap_or(false)
     }
 
-    /// Logs an app's exception, with its traceback, to the error log.
-    pub fn log_exception(&self, py: Python<'_>, err: PyErr, script: &str) {
+    /// Logs an app's exception, with its traceback, to the error log, and
+    /// returns the status to answer with if nothing was sent yet (404 for a
+    /// script without its callable, else 500).
+    pub fn log_exception(&self, py: Python<'_>, err: PyErr, script: &str) -> u16 {
         let exc = err.into_value(py);
-        if let Err(e) = self.log_exception.bind(py).call1((exc, script)) {
-            // The logger itself failed: fall back to Python's own printing.
-            e.print(py);
+        match self.log_exception.bind(py).call1((exc, script)).and_then(|s| s.extract::<u16>()) {
+            Ok(status) => status,
+            Err(e) => {
+                // The logger itself failed: fall back to Python's own printing.
+                e.print(py);
+                500
+            }
         }
     }
 }

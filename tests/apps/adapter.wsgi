@@ -15,6 +15,7 @@ BAD_RESPONSES = {
     'value_lf': ('200 OK', [('X-A', 'v\nX-Injected: lf')]),
     'value_cr': ('200 OK', [('X-A', 'v\rX-Injected: cr')]),
     'value_nul': ('200 OK', [('X-A', 'v\x00X-Injected-Nul')]),
+    'value_del': ('200 OK', [('X-A', 'v\x7fw')]),
     'value_nonlatin1': ('200 OK', [('X-A', 'caf\u20ac')]),
     'value_not_str': ('200 OK', [('X-A', 42)]),
     'name_space': ('200 OK', [('X Bad', 'v')]),
@@ -69,6 +70,10 @@ def application(environ, start_response):
     if case == 'ok':
         start_response('200 OK', [('Content-Type', 'text/plain')])
         return [b'ok']
+
+    if case == 'value_tab':
+        start_response('200 OK', [('X-Tab', 'a\tb'), ('Content-Type', 'text/plain')])
+        return [b'tab']
 
     if case == 'reason':
         start_response('202 Custom Reason Phrase', [('Content-Type', 'text/plain')])

@@ -4,6 +4,7 @@ import json
 import os
 import sys
 import threading
+import time
 
 
 def _plain(value):
@@ -17,6 +18,11 @@ def _plain(value):
 
 
 def application(environ, start_response):
+    # ?sleep=SECONDS keeps the worker busy (used to spread requests over
+    # several processes).
+    query = environ.get('QUERY_STRING', '')
+    if query.startswith('sleep='):
+        time.sleep(float(query[6:]))
     env = {}
     types = {}
     for key, value in environ.items():

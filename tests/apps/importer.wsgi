@@ -5,7 +5,7 @@ import sys
 
 def application(environ, start_response):
     out = {'path': list(sys.path)}
-    for name in ('mwrs_lib1', 'mwrs_lib2'):
+    for name in ('mwrs_lib1', 'mwrs_lib2', 'mwrs_pth'):
         try:
             mod = __import__(name)
             out[name] = mod.VALUE

@@ -301,6 +301,88 @@ def raw_request(port, data, use_ssl=False, timeout=15.0, half_close=False, info=
         sock.close()
 
 
+class Connection:
+    """A persistent (keep-alive) client connection reading one response at
+    a time by its framing."""
+
+    def __init__(self, port, use_ssl=False, timeout=15.0):
+        self.sock = connect(port, use_ssl, timeout)
+        self.port = port
+        self.buf = b''
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise ApacheError('connection closed by server; buffered %r' % self.buf[:200])
+        self.buf += data
+
+    def _take(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def _line(self):
+        while b'\r\n' not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b'\r\n', 1)
+        return line
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def request(self, method, path, headers=None, body=None):
+        hdrs = list(headers.items() if isinstance(headers, dict) else (headers or []))
+        if not any(k.lower() == 'connection' for k, _ in hdrs):
+            hdrs.append(('Connection', 'keep-alive'))
+        self.send(build_request(method, path, hdrs, body, port=self.port))
+        return self.read_response(method)
+
+    def read_response(self, method='GET'):
+        while b'\r\n\r\n' not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(b'\r\n\r\n', 1)
+        probe = Response(head + b'\r\n\r\n', 'HEAD')
+        te = (probe.header('Transfer-Encoding') or '').lower()
+        if method == 'HEAD' or probe.status in (204, 304) or probe.status < 200:
+            body = b''
+        elif 'chunked' in te:
+            parts = []
+            while True:
+                size_line = self._line()
+                size = int(size_line.split(b';')[0], 16)
+                parts.append(size_line + b'\r\n')
+                if size == 0:
+                    while True:
+                        trailer = self._line()
+                        parts.append(trailer + b'\r\n')
+                        if not trailer:
+                            break
+                    break
+                parts.append(self._take(size + 2))
+            body = b''.join(parts)
+        elif probe.header('Content-Length') is not None:
+            body = self._take(int(probe.header('Content-Length')))
+        else:
+            while True:
+                try:
+                    self._fill()
+                except ApacheError:
+                    break
+            body, self.buf = self.buf, b''
+        return Response(head + b'\r\n\r\n' + body, method)
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
 def build_request(method, path, headers=None, body=None, host='127.0.0.1', port=None,
                   version='HTTP/1.1'):
     hdrs = []

@@ -21,6 +21,15 @@ WSGIScriptAlias /callable-other {apps}/callable.wsgi
     WSGICallableObject other
 </Location>
 WSGIScriptAlias /callable-opt {apps}/callable.wsgi callable-object=other
+WSGIScriptAlias /callable-missing {apps}/callable.wsgi
+<Location /callable-missing>
+    WSGICallableObject mwrs_missing_callable
+</Location>
+
+# Scripts that cannot be loaded.
+WSGIScriptAlias /module {apps}/module.wsgi
+WSGIScriptAlias /broken-syntax {apps}/broken_syntax.wsgi
+WSGIScriptAlias /import-error {apps}/import_error.wsgi
 
 # Application groups.
 WSGIScriptAlias /ag-global {apps}/environ.wsgi
@@ -199,16 +208,36 @@ def test_missing_script_404(server, path):
     assert server.get(path).status == 404
 
 
-def test_root_mount(server):
+def test_directory_target_itself_forbidden(server):
+    # The mapped file is the directory: 403, as for mod_wsgi.
+    assert server.get('/scripts/').status == 403
+
+
+def test_percent_encoded_path_and_raw_query(server):
+    env = env_of(server, '/app/a%20b/c%3Fd?x=%20&y=%zz')
+    assert env['SCRIPT_NAME'] == '/app'
+    assert env['PATH_INFO'] == '/a b/c?d'
+    assert env['REQUEST_URI'] == '/app/a%20b/c%3Fd?x=%20&y=%zz'
+    assert env['QUERY_STRING'] == 'x=%20&y=%zz'
+
+
+def test_encoded_slash_not_mapped(server):
+    assert server.get('/app/..%2fetc').status == 404
+
+
+@pytest.mark.parametrize('path,path_info,query', [
+    ('/', '/', ''),
+    ('/foo', '/foo', ''),
+    ('/foo/bar?z=1', '/foo/bar', 'z=1'),
+    ('/foo/bar/', '/foo/bar/', ''),
+    ('/environ.wsgi', '/environ.wsgi', ''),
+])
+def test_root_mount(server, path, path_info, query):
     host = 'rootmount.test:%d' % server.port
-    env = env_of(server, '/', headers=[('Host', host)])
-    assert env['SCRIPT_NAME'] == ''
-    assert env['PATH_INFO'] == '/'
-    env = env_of(server, '/foo/bar?z=1', headers=[('Host', host)])
-    assert env['SCRIPT_NAME'] == ''
-    assert env['PATH_INFO'] == '/foo/bar'
-    assert env['QUERY_STRING'] == 'z=1'
+    env = env_of(server, path, headers=[('Host', host)])
+    assert (env['SCRIPT_NAME'], env['PATH_INFO'], env['QUERY_STRING']) == ('', path_info, query)
     assert env['SERVER_NAME'] == 'rootmount.test'
+    assert env['SCRIPT_FILENAME'] == server.apps + '/environ.wsgi'
 
 
 # -- handlers -------------------------------------------------------------------
@@ -258,6 +287,52 @@ def test_callable_object_directive(server):
 def test_callable_object_alias_option(server):
     r = server.get('/callable-opt')
     assert r.status == 200 and r.body == b'callable=other:other'
+
+
+def test_callable_object_missing_gives_404(server):
+    # mod_wsgi answers 404 when the script lacks the callable.
+    off = server.log_size()
+    r = server.get('/callable-missing')
+    assert r.status == 404
+    assert b'callable=' not in r.raw
+    assert server.wait_for_log('mwrs_missing_callable', off) is not None
+
+
+def test_script_loaded_as_mod_wsgi_module(server):
+    import hashlib
+    r = server.get('/module')
+    assert r.status == 200
+    out = r.json()
+    path = server.apps + '/module.wsgi'
+    assert out['name'] == '_mod_wsgi_' + hashlib.md5(path.encode()).hexdigest()
+    assert out['file'] == path
+    assert out['has_mtime'] is True
+    assert out['in_sys_modules'] is True
+    assert out['argv'] == ['mod_wsgi']
+
+
+# -- scripts that fail to load ----------------------------------------------------
+
+def test_script_with_syntax_error_gives_500(server):
+    off = server.log_size()
+    for _ in range(2):
+        r = server.get('/broken-syntax')
+        assert r.status == 500
+        assert b'never' not in r.raw
+    text = server.wait_for_log('SyntaxError', off)
+    assert text is not None
+    assert server.apps + '/broken_syntax.wsgi' in text
+
+
+def test_script_raising_at_import_gives_500(server):
+    off = server.log_size()
+    for _ in range(2):
+        r = server.get('/import-error')
+        assert r.status == 500
+    text = server.wait_for_log('RuntimeError: mwrs-import-time-failure', off)
+    assert text is not None
+    # Still healthy afterwards.
+    assert server.get('/app').status == 200
 
 
 # -- WSGIApplicationGroup -----------------------------------------------------------

@@ -115,3 +115,84 @@ def test_chunked_request_refused_by_default(adapter_server):
         headers=[('Transfer-Encoding', 'chunked')], port=s.port) + harness.chunk_encode(b'abc', [2])
     r = harness.Response(s.raw(data))
     assert r.status == 411
+
+
+def test_invalid_content_length_rejected(adapter_server):
+    s = adapter_server
+    data = harness.build_request('POST', '/echo?mode=read',
+                                 headers=[('Content-Length', 'abc')], port=s.port) + b'abc'
+    r = harness.Response(s.raw(data))
+    assert r.status == 400
+    assert b'"sha256"' not in r.raw
+
+
+def test_malformed_chunked_body_not_accepted(adapter_server):
+    s = adapter_server
+    data = harness.build_request('POST', '/chunked?mode=read',
+                                 headers=[('Transfer-Encoding', 'chunked')], port=s.port)
+    data += b'5\r\nhello\r\nZZZ\r\nbroken\r\n0\r\n\r\n'
+    raw = s.raw(data)
+    if raw:
+        r = harness.Response(raw)
+        assert r.status in (400, 500), r.raw[:500]
+        assert b'"sha256"' not in r.raw
+    # The server is unaffected.
+    r = s.post('/echo?mode=read', b'fine')
+    assert r.status == 200 and r.json()['len'] == 4
+
+
+def test_expect_100_continue(adapter_server):
+    s = adapter_server
+    body = b'continued body\n' * 100
+    sock = harness.connect(s.port)
+    try:
+        sock.sendall(harness.build_request(
+            'POST', '/echo?mode=raw',
+            headers=[('Expect', '100-continue'), ('Content-Length', str(len(body)))],
+            port=s.port))
+        interim = b''
+        while b'\r\n\r\n' not in interim:
+            data = sock.recv(4096)
+            assert data, interim
+            interim += data
+        assert interim.startswith(b'HTTP/1.1 100 Continue\r\n'), interim
+        head, rest = interim.split(b'\r\n\r\n', 1)
+        sock.sendall(body)
+        raw = rest + harness.recv_all(sock)
+    finally:
+        sock.close()
+    r = harness.Response(raw)
+    assert r.status == 200
+    assert r.body == body
+    assert b'100 Continue' not in raw
+
+
+def test_blocked_body_read_does_not_stall_other_requests(adapter_server):
+    """While one request's application waits in wsgi.input.read() for a slow
+    client, other requests (other threads of the same process under event)
+    are served: the GIL is released while blocked on the client."""
+    import time
+    s = adapter_server
+    body = b'0123456789' * 10
+    sock = harness.connect(s.port)
+    try:
+        sock.sendall(harness.build_request('POST', '/echo?mode=raw',
+                                           headers=[('Content-Length', str(len(body)))],
+                                           port=s.port) + body[:10])
+        time.sleep(0.5)
+        timings = []
+        for _ in range(3):
+            t0 = time.time()
+            try:
+                r = s.get('/env', timeout=5)
+                ok = r.status == 200
+            except OSError:
+                ok = False
+            timings.append((ok, time.time() - t0))
+        sock.sendall(body[10:])
+        raw = harness.recv_all(sock)
+    finally:
+        sock.close()
+    assert all(ok and dt < 3 for ok, dt in timings), timings
+    r = harness.Response(raw)
+    assert r.status == 200 and r.body == body

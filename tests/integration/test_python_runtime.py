@@ -2,6 +2,7 @@
 directives configure it."""
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -21,6 +22,7 @@ WSGIScriptAlias /import {apps}/importer.wsgi
 
 DEFAULTS = r"""
 WSGIPythonHashSeed random
+WSGIScriptAlias /bg {apps}/bgthread.wsgi
 WSGIScriptAlias /env {apps}/environ.wsgi
 WSGIScriptAlias /import {apps}/importer.wsgi
 """
@@ -108,7 +110,10 @@ def test_python_path_front_and_importable(configured):
     out = info(configured, '/import')
     lib1 = os.path.join(configured.apps, 'lib1')
     lib2 = os.path.join(configured.apps, 'lib2')
-    assert out['path'][:2] == [lib1, lib2]
+    # site.addsitedir() semantics: lib1's .pth file adds lib1/pthdir right
+    # after lib1; all added entries are at the front, in order.
+    assert out['path'][:3] == [lib1, os.path.join(lib1, 'pthdir'), lib2]
+    assert out['mwrs_pth'] == 'pth-value'
     assert out['mwrs_lib1'] == 'lib1-value'
     assert out['mwrs_lib2'] == 'lib2-value'
     assert out['mwrs_lib1_file'] == os.path.join(lib1, 'mwrs_lib1.py')
@@ -157,3 +162,50 @@ def test_hash_seed_random(defaults):
     py = info(defaults)['python']
     assert py['hash_randomization'] == 1
     assert py['hash_probe'] != seed0_hash()
+
+
+def test_python_initialised_separately_in_each_child():
+    """With a random hash seed, an interpreter initialised once in the parent
+    and inherited through fork() would give every child the same hash secret.
+    Each child must initialise its own Python, so two children differ."""
+    import concurrent.futures
+    mpm_conf = """
+StartServers 3
+MinSpareServers 3
+MaxSpareServers 4
+ServerLimit 4
+MaxRequestWorkers 4
+"""
+    with Apache('prefork', DEFAULTS, mpm_conf=mpm_conf, name='pyfork') as a:
+        by_pid = {}
+        for _ in range(5):
+            with concurrent.futures.ThreadPoolExecutor(4) as ex:
+                results = list(ex.map(lambda _: a.get('/env?sleep=0.4').json(), range(4)))
+            for res in results:
+                by_pid.setdefault(res['process']['pid'], set()).add(
+                    res['python']['hash_probe'])
+            if len(by_pid) >= 2:
+                break
+        assert len(by_pid) >= 2, by_pid
+        # One value per process, and different processes differ.
+        assert all(len(v) == 1 for v in by_pid.values()), by_pid
+        values = [next(iter(v)) for v in by_pid.values()]
+        assert len(set(values)) == len(values), by_pid
+
+
+def test_background_thread_runs_between_requests(defaults):
+    """A thread started by the application keeps running while no request
+    is active, so the GIL is not held between requests."""
+    first = defaults.get('/bg').json()
+    assert first['alive'] is True
+    sample = None
+    for _ in range(10):
+        time.sleep(1.0)
+        out = defaults.get('/bg').json()
+        if out['elapsed'] >= 0.9:
+            sample = out
+            break
+    assert sample is not None, 'never hit a process that had loaded the app'
+    assert sample['alive'] is True
+    # One tick per 10 ms while idle; allow for a slow machine.
+    assert sample['ticks'] >= 0.4 * sample['elapsed'] / 0.01, sample
