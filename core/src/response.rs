@@ -82,6 +82,13 @@ impl ResponseState {
         }
     }
 
+    /// The transport could not send the head taken by `take_head_to_send`
+    /// (too large for it): nothing went out, so an error page still can.
+    pub fn head_refused(&mut self) {
+        self.sent = false;
+        self.head = None;
+    }
+
     /// How many bytes of a `len`-byte chunk may still go out: an app's
     /// Content-Length is a promise, so anything past it is dropped.
     pub fn clip(&mut self, len: usize) -> usize {
@@ -160,6 +167,17 @@ mod tests {
         r.start("200 OK", vec![h("Content-Length", "10")], false).unwrap();
         assert_eq!(r.promise_length(100), 10);
         assert_eq!(r.take_head_to_send().unwrap().headers.len(), 1);
+    }
+
+    #[test]
+    fn refused_head_leaves_nothing_sent() {
+        let mut r = ResponseState::default();
+        r.start("200 OK", vec![h("X", "y")], false).unwrap();
+        assert!(r.take_head_to_send().is_some());
+        r.head_refused();
+        assert!(!r.headers_sent());
+        assert!(!r.started());
+        assert!(r.take_head_to_send().is_none());
     }
 
     #[test]

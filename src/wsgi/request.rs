@@ -143,10 +143,12 @@ impl RequestIo {
         if !self.response.started() {
             return Err(IoError::NotStarted);
         }
-        match self.response.take_head_to_send() {
-            Some(head) => self.transport.send_head(head),
-            None => Ok(()),
+        let Some(head) = self.response.take_head_to_send() else { return Ok(()) };
+        let sent = self.transport.send_head(head);
+        if let Err(IoError::Start(_)) = sent {
+            self.response.head_refused();
         }
+        sent
     }
 
     fn gone(&mut self, err: IoError) -> IoError {
