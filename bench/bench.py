@@ -583,6 +583,14 @@ def summarize(settings, results):
                 fmt(ratio(ours, theirs), '%.2f'), fmt(stat),
                 fmt(ratio(stat, theirs), '%.2f')))
     lines.append('')
+    # Per-round ratios show how much of a ratio is noise.
+    lines.append('Per-round ours/mod_wsgi (requests/s): ' + '; '.join(
+        '%s %s' % (sc['name'], ' '.join(
+            fmt(ratio(a.get('rps'), b.get('rps')), '%.2f')
+            for a, b in zip(by.get(('ours', sc['name']), []),
+                            by.get(('mod_wsgi', sc['name']), []))))
+        for sc in settings.scenarios))
+    lines.append('')
     lines.append('| Scenario | Server | p50 ms | p99 ms | wrk errors (sum) |')
     lines.append('|---|---|---:|---:|---:|')
     for sc in settings.scenarios:
