@@ -179,7 +179,6 @@ pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettin
         python.home = spec.python_home.clone();
     }
     python.path = spec.home.iter().cloned().chain(spec.python_path.iter().cloned()).collect();
-    python.restrict_stdin = Some(true);
     python.switch_interval = spec.switch_interval.or(settings.switch_interval);
     python.python_eggs = spec.python_eggs.clone().or(settings.python_eggs.clone());
     if let Err(msg) = init::start(&python) {
@@ -336,7 +335,7 @@ impl Daemon {
             let now = Instant::now();
             if let Some(limit) = spec.request_timeout {
                 for slot in &self.slots {
-                    let stuck = slot.current.lock().unwrap_or_else(|e| e.into_inner()).as_ref().filter(|(start, _)| now - *start > limit).map(|(_, c)| c.clone());
+                    let stuck = slot.current.lock().unwrap_or_else(|e| e.into_inner()).as_ref().filter(|(start, c)| now - *start > limit && !c.is_broken()).map(|(_, c)| c.clone());
                     if let Some(conn) = stuck {
                         log(self.server, Level::Err, &format!("request in daemon process {} of group '{}' ran longer than request-timeout ({}s); restarting the process", std::process::id(), self.group.name(), limit.as_secs()));
                         conn.fail_with(504);
