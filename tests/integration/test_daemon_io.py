@@ -161,7 +161,6 @@ def test_download_100mb_streamed(server):
         try:
             assert resp.status == 200
             assert resp.getheader('X-Pid') == str(pid)
-            i = 0
             while True:
                 piece = resp.read(256 * 1024)
                 if not piece:

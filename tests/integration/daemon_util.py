@@ -1,0 +1,463 @@
+"""Helpers for the daemon-mode integration tests (test_daemon_*.py).
+
+Everything here builds on harness.Apache and only reads /proc or talks to
+the instance; nothing is mocked.
+"""
+import ctypes
+import glob
+import http.client
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import harness
+from harness import Apache
+
+# --------------------------------------------------------------------------
+# /proc
+# --------------------------------------------------------------------------
+
+
+def cmdline(pid):
+    try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def proc_stat(pid):
+    """(state, ppid) or None."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        return fields[0], int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def ppid(pid):
+    st = proc_stat(pid)
+    return st[1] if st else None
+
+
+def alive(pid):
+    st = proc_stat(pid)
+    return st is not None and st[0] != 'Z'
+
+
+def status_field(pid, name):
+    """A numeric field of /proc/PID/status (kB for Vm* fields), or None."""
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith(name + ':'):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def uids(pid):
+    """(real, effective, saved, fs) uid of pid, or None."""
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith('Uid:'):
+                    return tuple(int(x) for x in line.split()[1:5])
+    except OSError:
+        pass
+    return None
+
+
+def title(group):
+    return ('(wsgi:%s)' % group).encode()
+
+
+def daemon_pids(apache, group=None):
+    """Live children of the instance's parent whose process title is
+    ``(wsgi:GROUP)`` (any group if None).  Needs display-name=%{GROUP}."""
+    parent = apache.read_pidfile() or apache.parent
+    out = []
+    for name in os.listdir('/proc'):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        st = proc_stat(pid)
+        if st is None or st[0] == 'Z' or st[1] != parent:
+            continue
+        cmd = cmdline(pid) or b''
+        if group is None:
+            if cmd.startswith(b'(wsgi:'):
+                out.append(pid)
+        elif cmd.startswith(title(group)):
+            out.append(pid)
+    return sorted(out)
+
+
+def wait_for(pred, timeout=10.0, interval=0.05):
+    """Polls pred() until it returns a truthy value (returned) or timeout
+    (returns the last value)."""
+    deadline = time.time() + timeout
+    while True:
+        value = pred()
+        if value or time.time() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def wait_daemons(apache, group, count, timeout=15.0, exclude=()):
+    """Waits until ``count`` daemons of ``group`` run (none in exclude)."""
+    def ready():
+        pids = [p for p in daemon_pids(apache, group) if p not in exclude]
+        return pids if len(pids) >= count else None
+    pids = wait_for(ready, timeout)
+    assert pids, ('expected %d daemon(s) of %r (not %r); have %r\n--- error log ---\n%s'
+                  % (count, group, list(exclude), daemon_pids(apache, group),
+                     apache.error_log()[-4000:]))
+    return pids
+
+
+def processes_using(root):
+    """Pids of every live process with an open file, cwd or command line
+    inside ``root`` (an instance's temporary ServerRoot).  Daemons keep the
+    instance's error log open as stderr, so they are found even after their
+    titles were changed and they were re-parented."""
+    found = []
+    me = os.getpid()
+    for name in os.listdir('/proc'):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        if pid == me or not alive(pid):
+            continue
+        hit = False
+        cmd = cmdline(pid) or b''
+        if root.encode() in cmd:
+            hit = True
+        else:
+            try:
+                for fd in os.listdir('/proc/%d/fd' % pid):
+                    try:
+                        if os.readlink('/proc/%d/fd/%s' % (pid, fd)).startswith(root + '/'):
+                            hit = True
+                            break
+                    except OSError:
+                        pass
+            except OSError:
+                pass
+        if hit and alive(pid):
+            found.append(pid)
+    return sorted(found)
+
+
+def describe_pids(pids):
+    return ['%d %r uid=%r' % (p, (cmdline(p) or b'')[:60], uids(p)) for p in pids]
+
+
+# --------------------------------------------------------------------------
+# HTTP
+# --------------------------------------------------------------------------
+
+
+def get_json(apache, path, host=None, timeout=15.0):
+    headers = {'Host': host} if host else None
+    r = apache.get(path, headers=headers, timeout=timeout)
+    assert r.status == 200, (path, r.status, r.body[:500], apache.error_log()[-3000:])
+    return r.json()
+
+
+def try_get(apache, path, host=None, timeout=15.0):
+    """(status or exception name, parsed JSON or None, seconds taken)."""
+    t0 = time.time()
+    headers = {'Host': host} if host else None
+    try:
+        r = apache.get(path, headers=headers, timeout=timeout)
+    except Exception as e:  # noqa: BLE001 - any failure is a data point
+        return type(e).__name__, None, time.time() - t0
+    data = None
+    if r.status == 200:
+        try:
+            data = r.json()
+        except ValueError:
+            data = None
+    return r.status, data, time.time() - t0
+
+
+def burst(apache, path, n, host=None, timeout=15.0):
+    """n concurrent GETs; returns the try_get() results in order."""
+    results = [None] * n
+
+    def one(i):
+        results[i] = try_get(apache, path, host, timeout)
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+class Load:
+    """Background clients sending GETs back to back until stopped.
+    ``results`` is a list of (start time, status or exception name, pid or
+    None, end time)."""
+
+    def __init__(self, apache, path, host=None, clients=2, timeout=15.0):
+        self.apache = apache
+        self.path = path
+        self.host = host
+        self.timeout = timeout
+        self.results = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+
+    def _run(self):
+        while not self.stopping.is_set():
+            t0 = time.time()
+            status, data, _ = try_get(self.apache, self.path, self.host, self.timeout)
+            pid = data.get('pid') if isinstance(data, dict) else None
+            with self.lock:
+                self.results.append((t0, status, pid, time.time()))
+            if status != 200:
+                time.sleep(0.02)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(self.timeout + 5)
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.results)
+
+
+def stream_get(apache, path, host='127.0.0.1', timeout=30.0):
+    """An http.client response for streaming reads (caller closes conn)."""
+    conn = http.client.HTTPConnection('127.0.0.1', apache.port, timeout=timeout)
+    conn.putrequest('GET', path, skip_host=True)
+    conn.putheader('Host', host)
+    conn.putheader('Connection', 'close')
+    conn.endheaders()
+    return conn, conn.getresponse()
+
+
+# --------------------------------------------------------------------------
+# The daemon socket and its protocol (core/src/protocol.rs)
+# --------------------------------------------------------------------------
+
+HELLO, REQUEST = 0x01, 0x02
+
+
+def daemon_sockets(apache):
+    """The daemon sockets of the instance (DefaultRuntimeDir/wsgi.*.sock)."""
+    return sorted(glob.glob(os.path.join(apache.run_dir, 'wsgi.*.sock')))
+
+
+def frame(kind, payload):
+    return struct.pack('>BI', kind, len(payload)) + payload
+
+
+def hello_frame(secret, version=1):
+    return frame(HELLO, bytes([version]) + secret)
+
+
+def _blob(b):
+    if isinstance(b, str):
+        b = b.encode()
+    return struct.pack('>I', len(b)) + b
+
+
+def request_frame(script, environ, callable_='application', mtime=0):
+    payload = (_blob(script) + struct.pack('>q', mtime) + _blob(callable_) + b'\x00'
+               + _blob('') + struct.pack('>q', int(time.time() * 1e6))
+               + struct.pack('>I', len(environ)))
+    for k, v in environ.items():
+        payload += _blob(k) + _blob(v)
+    return frame(REQUEST, payload)
+
+
+def minimal_environ(script, uri='/'):
+    return {
+        'REQUEST_METHOD': 'GET', 'REQUEST_URI': uri, 'SCRIPT_NAME': uri,
+        'PATH_INFO': '', 'QUERY_STRING': '', 'SERVER_NAME': '127.0.0.1',
+        'SERVER_PORT': '80', 'SERVER_PROTOCOL': 'HTTP/1.1', 'REMOTE_ADDR': '127.0.0.1',
+        'SCRIPT_FILENAME': script, 'wsgi.url_scheme': 'http',
+        'mod_wsgi.process_group': 'x', 'mod_wsgi.application_group': '',
+    }
+
+
+def recv_until_closed(sock, timeout=5.0):
+    """Reads until EOF/reset; returns (bytes, how) where how is 'eof',
+    'reset' or 'timeout'."""
+    sock.settimeout(timeout)
+    data = b''
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return data, 'reset'
+        except socket.timeout:
+            return data, 'timeout'
+        if not chunk:
+            return data, 'eof'
+        data += chunk
+    return data, 'timeout'
+
+
+def run_as(uid, gid, code, timeout=20):
+    """Runs ``python3 -c code`` as uid/gid (no supplementary groups);
+    returns (exit code, combined output)."""
+    p = subprocess.run([harness.SYSTEM_PYTHON, '-c', code], user=uid, group=gid,
+                       extra_groups=[], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=timeout, env=harness.APACHE_ENV, cwd='/')
+    return p.returncode, p.stdout.decode('utf-8', 'replace')
+
+
+# --------------------------------------------------------------------------
+# An Apache started inside a user namespace
+# --------------------------------------------------------------------------
+
+CLONE_NEWUSER = 0x10000000
+
+
+def run_in_userns(argv, idmap, env=None, cwd=None):
+    """Runs argv as root inside a new user namespace whose uid and gid maps
+    are ``idmap`` (uid_map/gid_map text, e.g. "0 0 34" maps 0..33 to
+    themselves, so www-data (33) exists and nobody (65534) does not).
+    Returns (exit code, output).  The namespace shares the network, pid and
+    mount namespaces with the caller, so the server is reachable and can be
+    signalled from outside."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    out_r, out_w = os.pipe()
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.close(r1)
+            os.close(w2)
+            os.close(out_r)
+            os.dup2(out_w, 1)
+            os.dup2(out_w, 2)
+            if libc.unshare(CLONE_NEWUSER) != 0:
+                os.write(w1, b'E')
+                os._exit(120)
+            os.write(w1, b'U')
+            if os.read(r2, 1) != b'M':
+                os._exit(121)
+            os.setgroups([])
+            os.setgid(0)
+            os.setuid(0)
+            if cwd:
+                os.chdir(cwd)
+            os.execve(argv[0], argv, env if env is not None else dict(os.environ))
+        except BaseException as e:  # noqa: BLE001
+            try:
+                os.write(2, ('userns child: %r\n' % (e,)).encode())
+            finally:
+                os._exit(122)
+    os.close(w1)
+    os.close(r2)
+    os.close(out_w)
+    try:
+        if os.read(r1, 1) != b'U':
+            raise OSError('unshare(CLONE_NEWUSER) failed')
+        with open('/proc/%d/uid_map' % pid, 'w') as f:
+            f.write(idmap)
+        with open('/proc/%d/gid_map' % pid, 'w') as f:
+            f.write(idmap)
+        os.write(w2, b'M')
+    finally:
+        os.close(w2)
+        os.close(r1)
+    chunks = []
+    while True:
+        data = os.read(out_r, 65536)
+        if not data:
+            break
+        chunks.append(data)
+    os.close(out_r)
+    _, st = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(st), b''.join(chunks).decode('utf-8', 'replace')
+
+
+class UsernsApache(Apache):
+    """An Apache whose ``-k start`` runs inside a user namespace mapping
+    only uids/gids 0..33 (root .. www-data).  Stop, graceful and the
+    fallback kill act from outside, which works since pids and signals are
+    shared."""
+
+    IDMAP = '0 0 34\n'
+
+    def _ctl(self, action, timeout=30):
+        if action != 'start':
+            return super()._ctl(action, timeout)
+        code, out = run_in_userns([harness.APACHE_BIN, '-f', self.conf_path, '-k', 'start'],
+                                  self.IDMAP, env=harness.APACHE_ENV, cwd=self.root)
+        return subprocess.CompletedProcess([], code, out.encode(), None)
+
+
+def userns_available():
+    try:
+        code, out = run_in_userns(['/bin/true'], '0 0 34\n')
+        return code == 0
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------
+# Logs
+# --------------------------------------------------------------------------
+
+LOG_TIME = re.compile(r'^\[\w{3} (\w{3}) (\d+) (\d\d):(\d\d):(\d\d)\.(\d+) (\d{4})\]')
+
+
+def log_lines(text, needle):
+    return [line for line in text.splitlines() if needle in line]
+
+
+def log_seconds(line):
+    """Seconds-of-day (float) of an Apache error-log line."""
+    m = LOG_TIME.match(line)
+    if not m:
+        return None
+    h, mi, s, frac = int(m.group(3)), int(m.group(4)), int(m.group(5)), m.group(6)
+    return h * 3600 + mi * 60 + s + float('0.' + frac)
+
+
+CRASH_PATTERNS = ('Segmentation fault', 'exit signal', 'AH00052', 'core dumped', 'panicked at',
+                  'AH00060', 'AH00051')
+
+
+def crash_lines(text):
+    return [line for line in text.splitlines() if any(p in line for p in CRASH_PATTERNS)]
+
+
+def parse_json(body):
+    return json.loads(body.decode('utf-8'))
+
+
+def kill(pid, sig):
+    try:
+        os.kill(pid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+

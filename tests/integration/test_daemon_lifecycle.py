@@ -1,0 +1,243 @@
+"""Daemon process lifecycle: respawn after kill -9 under load, SIGUSR1
+(drain, exit, respawn), Apache graceful restart under load, and a clean
+stop that leaves no daemon behind."""
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from harness import Apache, Response, WWW_UID
+import daemon_util as du
+
+CONFIG = r"""
+WSGIDaemonProcess life processes=2 threads=4 display-name=%{GROUP}
+WSGIDaemonProcess usr1 processes=1 threads=2 display-name=%{GROUP}
+WSGIScriptAlias /life {apps}/daemon/info.wsgi process-group=life
+WSGIScriptAlias /usr1 {apps}/daemon/info.wsgi process-group=usr1
+"""
+
+
+@pytest.fixture(scope='module')
+def server():
+    with Apache('event', CONFIG, name='dlife') as a:
+        du.wait_daemons(a, 'life', 2)
+        du.wait_daemons(a, 'usr1', 1)
+        yield a
+
+
+def failures(results, since=0.0, until=None):
+    """Failed requests that ended in [since, until]."""
+    return [r for r in results if r[3] >= since and (until is None or r[3] <= until) and r[1] != 200]
+
+
+def test_kill_9_under_load(server):
+    a_pid, b_pid = du.daemon_pids(server, 'life')
+    old = {a_pid, b_pid}
+    offset = server.log_size()
+    with du.Load(server, '/life', clients=3) as load:
+        time.sleep(0.5)
+        t_kill_a = time.time()
+        assert du.kill(a_pid, signal.SIGKILL)
+        # A replacement with a new pid and the same title, child of the parent.
+        a2 = du.wait_daemons(server, 'life', 2, timeout=5, exclude={a_pid})
+        replacement = [p for p in a2 if p not in old]
+        assert len(replacement) == 1, (a2, old)
+        a_new = replacement[0]
+        t_replaced = time.time()
+        assert t_replaced - t_kill_a < 5
+        assert du.ppid(a_new) == server.parent
+        assert du.uids(a_new)[0] == WWW_UID
+        time.sleep(1.0)
+        # Now kill the other original one: from here on only new daemons can
+        # answer, so the first replacement must serve.
+        t_kill_b = time.time()
+        assert du.kill(b_pid, signal.SIGKILL)
+        time.sleep(2.0)
+        load.stop()
+        results = load.snapshot()
+    # While A was dead, B kept serving.
+    during_a = [r for r in results if t_kill_a <= r[0] <= t_kill_b]
+    ok_a = [r for r in during_a if r[1] == 200]
+    assert len(ok_a) >= 20, during_a[:20]
+    assert {r[2] for r in ok_a} <= {b_pid, a_new}, {r[2] for r in ok_a}
+    # Only requests in flight at each kill may fail (3 clients).
+    bad_a = failures(results, t_kill_a, t_kill_b)
+    assert len(bad_a) <= 3, bad_a
+    assert all(r[1] == 502 for r in bad_a), bad_a
+    bad_b = failures(results, t_kill_b)
+    assert len(bad_b) <= 3, bad_b
+    assert all(r[1] == 502 for r in bad_b), bad_b
+    after_b = [r for r in results if r[0] > t_kill_b and r[1] == 200]
+    assert after_b, results[-10:]
+    assert b_pid not in {r[2] for r in after_b if r[0] > t_kill_b + 0.5}
+    assert a_new in {r[2] for r in after_b}, ({r[2] for r in after_b}, a_new)
+    # Two live daemons again, neither of them an original.
+    now = du.wait_daemons(server, 'life', 2, exclude=old)
+    assert not (set(now) & old)
+    assert not du.alive(a_pid) and not du.alive(b_pid)
+    log = server.log_since(offset)
+    assert log.count("daemon process of group 'life' exited (signal 9); starting a new one") == 2, log
+    assert not du.crash_lines(log), du.crash_lines(log)
+    # And it still serves normally.
+    for _ in range(5):
+        data = du.get_json(server, '/life')
+        assert data['pid'] in now
+
+
+def test_sigusr1_drains_and_respawns(server):
+    (pid,) = du.daemon_pids(server, 'usr1')
+    assert du.get_json(server, '/usr1')['pid'] == pid
+    offset = server.log_size()
+    inflight = {}
+
+    def slow():
+        inflight['result'] = du.try_get(server, '/usr1?sleep=1.5')
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.4)
+    assert du.kill(pid, signal.SIGUSR1)
+    t.join(20)
+    # The request in progress was allowed to finish, in the old process.
+    status, data, _ = inflight['result']
+    assert status == 200, inflight
+    assert data['pid'] == pid
+    assert du.wait_for(lambda: not du.alive(pid), 5), 'daemon %d still alive after SIGUSR1' % pid
+    (new,) = du.wait_daemons(server, 'usr1', 1, timeout=5, exclude={pid})
+    assert new != pid
+    assert du.cmdline(new).startswith(b'(wsgi:usr1)')
+    assert du.ppid(new) == server.parent
+    for _ in range(3):
+        data = du.get_json(server, '/usr1')
+        assert data['pid'] == new
+        assert data['process_group'] == 'usr1'
+    log = server.log_since(offset)
+    assert "daemon process %d for group 'usr1' stopping (SIGUSR1: graceful restart)" % pid in log, log
+    assert "daemon process of group 'usr1' exited (status 0); starting a new one" in log, log
+
+
+GRACEFUL_CONFIG = r"""
+WSGISocketRotation %s
+WSGIDaemonProcess gr processes=2 threads=4 connect-timeout=3 display-name=%%{GROUP}
+WSGIScriptAlias /gr {apps}/daemon/info.wsgi process-group=gr
+"""
+
+
+@pytest.fixture(params=['On', 'Off'])
+def graceful_server(request):
+    a = Apache('event', GRACEFUL_CONFIG % request.param, name='dgrace')
+    a.rotation = request.param
+    try:
+        a.start()
+        yield a
+    finally:
+        a.cleanup()
+
+
+def test_graceful_under_load_then_clean_stop(graceful_server):
+    server = graceful_server
+    old = set(du.wait_daemons(server, 'gr', 2))
+    old_children = set(server.child_pids())
+    assert old_children
+    seen_daemons = set(old)
+    with du.Load(server, '/gr', clients=4) as load:
+        time.sleep(0.5)
+        t0 = time.time()
+        # Three graceful restarts in a row, each once the new daemons run.
+        previous = set(old)
+        for _ in range(3):
+            server.graceful()
+            current = set(du.wait_daemons(server, 'gr', 2, timeout=10, exclude=previous))
+            seen_daemons |= current
+            previous |= current
+            time.sleep(0.3)
+        old = previous - current
+        new = current
+        t1 = time.time()
+        # Let at least 10 requests begun well after the restarts finish
+        # (clients may first wait out connect-timeout on old children).
+        du.wait_for(lambda: len([r for r in load.snapshot() if r[0] > t1 + 0.5]) >= 10, 10)
+        load.stop()
+        results = load.snapshot()
+    assert not (new & old)
+    assert du.wait_for(lambda: not any(du.alive(p) for p in old), 6), \
+        du.describe_pids([p for p in old if du.alive(p)])
+    for pid in new:
+        assert du.cmdline(pid).startswith(b'(wsgi:gr)')
+        assert du.ppid(pid) == server.parent
+    before = [r for r in results if r[3] < t0]
+    assert before and all(r[1] == 200 for r in before), before
+    bad = [r for r in results if r[1] != 200]
+    if server.rotation == 'Off':
+        # The socket path is stable across generations: requests that an
+        # old Apache child is still handling reach the new daemons.
+        assert bad == [], bad
+    else:
+        # With rotation the old generation's socket is gone: requests the
+        # old children accepted just before the restart can only fail
+        # (503 after connect-timeout), never crash or hang longer.
+        assert all(r[1] == 503 and r[3] - r[0] < 3 + 2 for r in bad), bad
+        assert all(r[0] <= t1 + 0.5 for r in bad), (t0, t1, bad)
+    # Requests after the graceful restart completed all succeed, on new daemons.
+    after = [r for r in results if r[0] > t1 + 0.5]
+    assert after, results[-5:]
+    assert all(r[1] == 200 for r in after), [r for r in after if r[1] != 200][:10]
+    assert {r[2] for r in after} <= new, ({r[2] for r in after}, new)
+    for _ in range(5):
+        assert du.get_json(server, '/gr')['pid'] in new
+    log = server.error_log()
+    assert not du.crash_lines(log), du.crash_lines(log)
+    assert 'AH00493' in log or 'SIGUSR1 received' in log  # Apache's own graceful notice
+
+    # Stop: nothing of the instance survives, daemons included.
+    seen_daemons |= set(du.daemon_pids(server, 'gr'))
+    left = server.stop(kill=False, timeout=15)
+    assert left == [], du.describe_pids(left)
+    assert du.wait_for(lambda: not any(du.alive(p) for p in seen_daemons), 5), \
+        du.describe_pids([p for p in seen_daemons if du.alive(p)])
+    assert du.processes_using(server.root) == [], du.describe_pids(du.processes_using(server.root))
+    log = server.error_log()
+    assert not du.crash_lines(log), du.crash_lines(log)
+
+
+def test_request_held_by_old_child_across_graceful(graceful_server):
+    """A request an old-generation Apache child is still reading when the
+    graceful restart happens is handed to a daemon only afterwards.  With
+    WSGISocketRotation Off the socket path is stable, so it must reach the
+    new daemons; with rotation On the old socket is gone and it fails with
+    503 within connect-timeout (as with mod_wsgi)."""
+    server = graceful_server
+    old = set(du.wait_daemons(server, 'gr', 2))
+    assert du.get_json(server, '/gr')['pid'] in old
+    old_children = set(server.child_pids())
+    sock = socket.create_connection(('127.0.0.1', server.port), timeout=20)
+    try:
+        sock.sendall(b'GET /gr HTTP/1.1\r\nHost: 127.0.0.1\r\n')
+        time.sleep(0.3)
+        offset = server.log_size()
+        server.graceful()
+        new = set(du.wait_daemons(server, 'gr', 2, timeout=10, exclude=old))
+        time.sleep(0.3)
+        t0 = time.time()
+        sock.sendall(b'Connection: close\r\n\r\n')
+        raw = du.recv_until_closed(sock, timeout=15)[0]
+        elapsed = time.time() - t0
+    finally:
+        sock.close()
+    resp = Response(raw)
+    log = server.log_since(offset)
+    assert not du.crash_lines(log), du.crash_lines(log)
+    if server.rotation == 'Off':
+        assert resp.status == 200, (resp.status, log)
+        data = resp.json()
+        assert data['pid'] in new, (data, new)
+        assert 'did not authenticate' not in log, log
+    else:
+        assert resp.status == 503, (resp.status, log)
+        assert elapsed < 3 + 2, elapsed
+        assert "cannot connect to daemon process group 'gr'" in log, log
+    # The old child that held the request is gone now, and later requests
+    # are served by the new daemons.
+    assert du.wait_for(lambda: not (old_children & set(server.child_pids())), 10)
+    assert du.get_json(server, '/gr')['pid'] in new
