@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use crate::ffi::log::{self, Level};
 use crate::ffi::request::{ReadFailed, Brigade, Request};
 use crate::ffi::sys;
 
-/// Idle connections by socket path, reused across requests in this child.
+/// Idle connections by group, reused across requests in this child.
 static POOL: Mutex<Option<HashMap<String, Vec<UnixStream>>>> = Mutex::new(None);
 /// Idle connections kept per group and child.
 const MAX_IDLE: usize = 32;
@@ -24,36 +25,65 @@ const MAX_IDLE: usize = 32;
 const READ_CHUNK: usize = 64 * 1024;
 
 fn checkout(g: &RuntimeGroup) -> Option<UnixStream> {
-    POOL.lock().unwrap_or_else(|e| e.into_inner()).as_mut()?.get_mut(&g.socket_path)?.pop()
+    POOL.lock().unwrap_or_else(|e| e.into_inner()).as_mut()?.get_mut(g.name())?.pop()
 }
 
 fn checkin(g: &RuntimeGroup, conn: UnixStream) {
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    let idle = pool.get_or_insert_with(HashMap::new).entry(g.socket_path.clone()).or_default();
+    let idle = pool.get_or_insert_with(HashMap::new).entry(g.name().to_string()).or_default();
     if idle.len() < MAX_IDLE {
         idle.push(conn);
     }
 }
 
-/// Connects, retrying while the daemons are starting or busy, until
-/// `deadline`; then authenticates.
+/// How long a process slot may take to answer a new connection before the
+/// next slot is tried (it is restarting, or all its threads are busy).
+const SLOT_PATIENCE: Duration = Duration::from_millis(500);
+
+/// Connects and authenticates, going round the group's process slots and
+/// retrying while daemons are starting or busy, until `deadline`. Only a
+/// daemon's answer to our Hello counts: a socket whose daemon cannot start
+/// still queues connections.
 fn connect(g: &RuntimeGroup, deadline: Instant, timeout: Duration) -> std::io::Result<UnixStream> {
     let mut pause = Duration::from_millis(10);
-    let stream = loop {
-        match UnixStream::connect(&g.socket_path) {
-            Ok(stream) => break stream,
-            Err(e) if Instant::now() + pause < deadline && matches!(e.raw_os_error(), Some(libc::ECONNREFUSED | libc::ENOENT | libc::EAGAIN)) => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(250));
+    loop {
+        let slot = (g.next_slot.fetch_add(1, Ordering::Relaxed) + std::process::id() as usize) % g.socket_paths.len();
+        let patience = if g.socket_paths.len() > 1 { deadline.min(Instant::now() + SLOT_PATIENCE) } else { deadline };
+        let err = match UnixStream::connect(&g.socket_paths[slot]).and_then(|stream| handshake(g, stream, patience)) {
+            Ok(stream) => {
+                stream.set_read_timeout(Some(timeout))?;
+                stream.set_write_timeout(Some(timeout))?;
+                return Ok(stream);
             }
-            Err(e) => return Err(e),
+            Err(e) => e,
+        };
+        // A missing socket file belongs to an earlier generation of Apache,
+        // unless names are stable across restarts (then it is coming back).
+        let gone = err.raw_os_error() == Some(libc::ENOENT) && !g.stable_sockets;
+        let retry = !gone && (matches!(err.raw_os_error(), Some(libc::ECONNREFUSED | libc::EAGAIN | libc::ENOENT)) || err.kind() == std::io::ErrorKind::WouldBlock);
+        if !retry || Instant::now() + pause >= deadline {
+            return Err(err);
         }
-    };
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
+        if err.kind() != std::io::ErrorKind::WouldBlock {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+    }
+}
+
+fn handshake(g: &RuntimeGroup, stream: UnixStream, deadline: Instant) -> std::io::Result<UnixStream> {
+    let wait = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(10));
+    stream.set_read_timeout(Some(wait))?;
+    stream.set_write_timeout(Some(wait))?;
     let mut w = &stream;
     protocol::write_frame(&mut w, &Frame::Hello { version: PROTOCOL_VERSION, secret: g.secret })?;
-    Ok(stream)
+    let mut r = &stream;
+    match protocol::read_frame(&mut r, &Limits::default()) {
+        Ok(Frame::Hello { secret, .. }) if secret == g.secret => Ok(stream),
+        Ok(other) => Err(std::io::Error::other(format!("unexpected answer to Hello: {other:?}"))),
+        Err(e) if e.is_timeout() => Err(std::io::Error::new(std::io::ErrorKind::WouldBlock, "no daemon process answered")),
+        Err(e) => Err(std::io::Error::other(e.to_string())),
+    }
 }
 
 /// How one attempt at a request ended.
@@ -87,7 +117,7 @@ pub fn run(req: Request, g: &Arc<RuntimeGroup>, head: RequestHead, settings: &Se
             None => match connect(g, deadline, timeout) {
                 Ok(conn) => (conn, false),
                 Err(e) => {
-                    log::request(&req, Level::Err, &format!("cannot connect to daemon process group '{}' at {} within connect-timeout: {e}", g.name(), g.socket_path));
+                    log::request(&req, Level::Err, &format!("cannot connect to daemon process group '{}' within connect-timeout: {e}", g.name()));
                     return sys::HTTP_SERVICE_UNAVAILABLE;
                 }
             },
@@ -113,8 +143,11 @@ pub fn run(req: Request, g: &Arc<RuntimeGroup>, head: RequestHead, settings: &Se
 #[allow(clippy::too_many_arguments)]
 fn exchange(req: Request, out: &mut Brigade, conn: &UnixStream, request: &Frame, limits: &Limits, reused: bool, settings: &Settings, g: &RuntimeGroup) -> Attempt {
     let mut w = conn;
-    if protocol::write_frame(&mut w, request).and_then(|()| w.flush()).is_err() {
-        return if reused { Attempt::Stale } else { Attempt::Status(sys::HTTP_BAD_GATEWAY) };
+    if let Err(e) = protocol::write_frame(&mut w, request).and_then(|()| w.flush()) {
+        if reused {
+            return Attempt::Stale;
+        }
+        return lost(req, out, false, g, &format!("while it was sent the request ({e})"));
     }
     let (mut head_sent, mut body_touched, mut overridden) = (false, false, None);
     let mut buf = Vec::new();

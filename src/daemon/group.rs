@@ -2,6 +2,7 @@
 //! generation made of it (socket, secret, identity). The registry is filled
 //! in the parent before Apache forks its children and daemons, so both
 //! inherit it.
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, RwLock};
 
 use wsgi_core::daemon_options::DaemonSpec;
@@ -27,7 +28,14 @@ impl DaemonGroup {
 /// A group as this generation runs it.
 pub struct RuntimeGroup {
     pub def: Arc<DaemonGroup>,
-    pub socket_path: String,
+    /// One socket per process slot (a respawned process takes over its slot).
+    pub socket_paths: Vec<String>,
+    /// Which slot an Apache child connects to next (round robin, offset by
+    /// the child's pid so that children do not all start at slot 0).
+    pub next_slot: AtomicUsize,
+    /// `WSGISocketRotation Off`: the socket names survive restarts, so a
+    /// missing socket is one about to be re-created.
+    pub stable_sockets: bool,
     pub secret: [u8; SECRET_LEN],
     pub uid: u32,
     pub gid: u32,
@@ -36,7 +44,7 @@ pub struct RuntimeGroup {
     pub user_name: String,
     pub user_home: Option<String>,
     /// Scripts to load at process start (`WSGIScriptAlias … process-group=
-    /// application-group=`), with the callable to check.
+    /// application-group=`).
     pub preload: Vec<String>,
 }
 

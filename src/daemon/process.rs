@@ -27,8 +27,9 @@ use crate::python::{init, interp, tstate};
 use crate::wsgi::request as request_io;
 
 /// Exit status of a daemon that could not take on its identity or start
-/// Python; the supervisor waits before replacing it.
-pub const EXIT_STARTUP_FAILED: i32 = 3;
+/// Python; the supervisor waits before replacing it. (APR reports an exit
+/// status and a killing signal alike, so this is above any signal number.)
+pub const EXIT_STARTUP_FAILED: i32 = 100;
 
 /// `name` or `#uid`.
 pub fn lookup_user(spec: &str) -> Result<User, String> {
@@ -133,9 +134,9 @@ pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettin
     crate::ffi::process::close_listeners();
     let parent = nix::unistd::getppid();
     group::retain_only(g.name());
-    if let Some(title) = spec.process_title(g.name()) {
-        crate::ffi::process::set_process_title(server, &title);
-    }
+    // A replacement for a daemon that failed to start waits first, so a
+    // broken configuration does not spin.
+    std::thread::sleep(startup_delay);
     // Signals are taken by one thread with sigwait; every thread inherits the mask.
     let signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR1, Signal::SIGHUP]);
     let _ = signals.thread_block();
@@ -150,7 +151,11 @@ pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettin
     if nix::unistd::getppid() != parent {
         os::exit_now(0)
     }
-    std::thread::sleep(startup_delay);
+    // Named only once it is no longer root: a process shown as a daemon is
+    // never one running with the parent's privileges.
+    if let Some(title) = spec.process_title(g.name()) {
+        crate::ffi::process::set_process_title(server, &title);
+    }
     if let Some(mask) = spec.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
@@ -374,7 +379,7 @@ impl Daemon {
             for event in &events[..n] {
                 match event.data() {
                     WAKE => return,
-                    LISTENER => self.accept_all(),
+                    LISTENER => self.accept_one(),
                     fd => {
                         let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(&(fd as RawFd));
                         if let Some(conn) = conn {
@@ -388,16 +393,13 @@ impl Daemon {
         }
     }
 
-    fn accept_all(&self) {
-        loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    if let Some(conn) = self.admit(stream) {
-                        self.park(Arc::new(conn));
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(_) => break,
+    /// Takes one connection: a process only accepts while one of its
+    /// workers is free to wait, and one at a time, so that the group's
+    /// processes share new connections.
+    fn accept_one(&self) {
+        if let Ok((stream, _)) = self.listener.accept() {
+            if let Some(conn) = self.admit(stream) {
+                self.park(Arc::new(conn));
             }
         }
         if !self.draining() {
@@ -436,19 +438,21 @@ impl Daemon {
     fn serve_connection(&self, slot: usize, conn: &Arc<Connection>) -> After {
         let frame = conn.read_frame(&self.limits);
         if !conn.authenticated.load(Ordering::SeqCst) {
-            match frame {
+            return match frame {
                 Ok(Frame::Hello { version, secret }) if version == PROTOCOL_VERSION && constant_time_eq(&secret, &self.group.secret) => {
                     conn.authenticated.store(true, Ordering::SeqCst);
+                    // The answer tells the child a live daemon of the group
+                    // took the connection (not just the socket's backlog).
+                    match conn.send(&Frame::Hello { version: PROTOCOL_VERSION, secret: self.group.secret }) {
+                        Ok(()) => After::Keep,
+                        Err(_) => After::Close,
+                    }
                 }
                 Ok(_) => {
                     log(self.server, Level::Err, &format!("refused a connection to group '{}': it did not authenticate", self.group.name()));
-                    return After::Close;
+                    After::Close
                 }
-                Err(_) => return After::Close,
-            }
-            return match conn.read_frame(&self.limits) {
-                Ok(Frame::Request(head)) => self.serve_request(slot, conn, head),
-                _ => After::Close,
+                Err(_) => After::Close,
             };
         }
         match frame {

@@ -3,6 +3,7 @@
 //! from the parent, replaced when they die and stopped with Apache.
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,17 +54,28 @@ pub fn start(pconf: Pool, main: Server) -> Result<(), String> {
         } else {
             Some(spec.supplementary_groups.iter().map(|g| lookup_group(g).map(|g| g.gid.as_raw())).collect::<Result<Vec<_>, _>>()?)
         };
-        let socket_path = if rotation {
-            format!("{prefix}.{parent}.{generation}.{index}.sock")
-        } else {
-            format!("{prefix}.{parent}.u{}.{index}.sock", user.uid)
-        };
-        let listener = bind(&socket_path, spec.listen_backlog, apache_uid, apache_gid).map_err(|e| format!("WSGIDaemonProcess {}: cannot listen on {socket_path}: {e}", spec.name))?;
-        listeners.push(listener);
+        // One socket per process slot: Apache's children spread new
+        // connections over the slots, which balances the processes even
+        // though each child keeps its connections.
+        let mut socket_paths = Vec::new();
+        let mut slot_listeners = Vec::new();
+        for slot in 0..spec.processes {
+            let path = if rotation {
+                format!("{prefix}.{parent}.{generation}.{index}.{slot}.sock")
+            } else {
+                format!("{prefix}.{parent}.u{}.{index}.{slot}.sock", user.uid)
+            };
+            let listener = bind(&path, spec.listen_backlog, apache_uid, apache_gid).map_err(|e| format!("WSGIDaemonProcess {}: cannot listen on {path}: {e}", spec.name))?;
+            socket_paths.push(path);
+            slot_listeners.push(Arc::new(listener));
+        }
+        listeners.push(slot_listeners);
         runtime.push(Arc::new(RuntimeGroup {
             def: def.clone(),
-            socket_path,
-            secret: random_secret()?,
+            socket_paths,
+            next_slot: AtomicUsize::new(0),
+            stable_sockets: !rotation,
+            secret: if rotation { random_secret()? } else { lasting_secret(main, &spec.name)? },
             uid: user.uid.as_raw(),
             gid,
             supplementary_gids,
@@ -74,16 +86,15 @@ pub fn start(pconf: Pool, main: Server) -> Result<(), String> {
     }
     group::publish(runtime.clone());
 
-    let paths: Vec<String> = runtime.iter().map(|g| g.socket_path.clone()).collect();
+    let paths: Vec<String> = runtime.iter().flat_map(|g| g.socket_paths.clone()).collect();
     pconf.on_cleanup(Box::new(move || {
         for path in &paths {
             let _ = std::fs::remove_file(path);
         }
     }));
-    for (g, listener) in runtime.into_iter().zip(listeners) {
-        let listener = Arc::new(listener);
-        for _ in 0..g.def.spec.processes {
-            spawn(pconf, g.clone(), listener.clone(), global.clone(), Duration::ZERO)?;
+    for (g, slots) in runtime.into_iter().zip(listeners) {
+        for listener in slots {
+            spawn(pconf, g.clone(), listener, global.clone(), Duration::ZERO)?;
         }
     }
     Ok(())
@@ -91,19 +102,23 @@ pub fn start(pconf: Pool, main: Server) -> Result<(), String> {
 
 /// Binds with a private umask, then hands the socket to Apache's user:
 /// mode 0700, so no other local user can connect.
+/// The socket is made ready under a temporary name and then renamed into
+/// place, so a client never finds it half set up (root's, or not listening).
 fn bind(path: &str, backlog: u32, uid: u32, gid: u32) -> std::io::Result<UnixListener> {
-    let _ = std::fs::remove_file(path);
     if let Some(dir) = std::path::Path::new(path).parent() {
         std::fs::create_dir_all(dir)?;
     }
+    let staging = format!("{path}.new");
+    let _ = std::fs::remove_file(&staging);
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    let bound = UnixListener::bind(path);
+    let bound = UnixListener::bind(&staging);
     nix::sys::stat::umask(old);
     let listener = bound?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
-    std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o700))?;
+    std::os::unix::fs::chown(&staging, Some(uid), Some(gid))?;
     let backlog = nix::sys::socket::Backlog::new(backlog.min(i32::MAX as u32) as i32).map_err(std::io::Error::from)?;
     nix::sys::socket::listen(&listener, backlog).map_err(std::io::Error::from)?;
+    std::fs::rename(&staging, path)?;
     Ok(listener)
 }
 
@@ -111,6 +126,22 @@ fn random_secret() -> Result<[u8; SECRET_LEN], String> {
     use std::io::Read;
     let mut secret = [0u8; SECRET_LEN];
     std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut secret)).map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    Ok(secret)
+}
+
+/// With `WSGISocketRotation Off` the socket outlives a graceful restart,
+/// and so must the secret: Apache's old children still hold it. It is kept
+/// on the process pool, which lives as long as Apache's parent.
+fn lasting_secret(main: Server, group: &str) -> Result<[u8; SECRET_LEN], String> {
+    let pool = main.process_pool();
+    let key = format!("mod_wsgi_rs.secret.{group}");
+    if let Some(secret) = pool.userdata_bytes(&key) {
+        if let Ok(secret) = <[u8; SECRET_LEN]>::try_from(secret) {
+            return Ok(secret);
+        }
+    }
+    let secret = random_secret()?;
+    pool.set_userdata_bytes(&key, &secret);
     Ok(secret)
 }
 
@@ -132,17 +163,22 @@ fn preload_scripts(main: Server, group_name: &str) -> Vec<String> {
 
 fn spawn(pconf: Pool, g: Arc<RuntimeGroup>, listener: Arc<UnixListener>, global: GlobalSettings, delay: Duration) -> Result<(), String> {
     let own = listener.try_clone().map_err(|e| format!("cannot share the daemon socket: {e}"))?;
-    let started = Instant::now();
+    // When it is done waiting out `delay` and starts for real.
+    let started = Instant::now() + delay;
     let (gc, lc, sc) = (g.clone(), listener.clone(), global.clone());
     let on_event = Box::new(move |event: ChildEvent| {
         let ChildEvent::Died { status } = event else { return };
         if os::mpm_stopping() {
             return;
         }
-        // A daemon that dies at start would otherwise be restarted in a tight loop.
-        let failed_at_start = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == EXIT_STARTUP_FAILED || started.elapsed() < Duration::from_secs(2);
+        // A daemon that dies at start would otherwise be restarted in a
+        // tight loop: wait longer each time, up to MAX_RESTART_DELAY.
+        let failed_at_start = status == EXIT_STARTUP_FAILED || Instant::now().saturating_duration_since(started) < Duration::from_secs(2);
         let next = if failed_at_start { (delay * 2).max(Duration::from_secs(1)).min(MAX_RESTART_DELAY) } else { Duration::ZERO };
-        LogTarget::Server(gc.def.server).write(Level::Info, &format!("daemon process of group '{}' exited ({}); starting a new one", gc.name(), describe(status)));
+        // APR reports the exit status, or the signal that killed it.
+        let why = if status == EXIT_STARTUP_FAILED { format!("status {status}: it could not start") } else { format!("status {status}") };
+        let when = if next.is_zero() { "now".to_string() } else { format!("in {}s", next.as_secs()) };
+        LogTarget::Server(gc.def.server).write(Level::Info, &format!("daemon process of group '{}' exited ({why}); starting a new one {when}", gc.name()));
         if let Err(e) = spawn(pconf, gc.clone(), lc.clone(), sc.clone(), next) {
             LogTarget::Server(gc.def.server).write(Level::Err, &e);
         }
@@ -150,13 +186,5 @@ fn spawn(pconf: Pool, g: Arc<RuntimeGroup>, listener: Arc<UnixListener>, global:
     match os::fork_supervised(pconf, on_event)? {
         Forked::Child => process::run(g, own, &global, delay),
         Forked::Parent { .. } => Ok(()),
-    }
-}
-
-fn describe(status: i32) -> String {
-    if libc::WIFSIGNALED(status) {
-        format!("signal {}", libc::WTERMSIG(status))
-    } else {
-        format!("status {}", libc::WEXITSTATUS(status))
     }
 }

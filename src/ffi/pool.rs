@@ -54,4 +54,35 @@ impl Pool {
         // SAFETY: apr_pstrmemdup copies len bytes and NUL-terminates.
         unsafe { sys::apr_pstrmemdup(self.0, s.as_ptr() as *const _, s.len()) }
     }
+
+    /// Bytes stored on the pool under `key` with [`Pool::set_userdata_bytes`].
+    pub fn userdata_bytes(self, key: &str) -> Option<Vec<u8>> {
+        let key = std::ffi::CString::new(key).ok()?;
+        let mut data: *mut c_void = std::ptr::null_mut();
+        // SAFETY: the pool is live; data is NULL or what set_userdata_bytes stored.
+        unsafe { sys::apr_pool_userdata_get(&mut data, key.as_ptr(), self.0) };
+        if data.is_null() {
+            return None;
+        }
+        // SAFETY: set_userdata_bytes stores a length-prefixed copy in the pool.
+        unsafe {
+            let len = *(data as *const usize);
+            Some(std::slice::from_raw_parts((data as *const u8).add(std::mem::size_of::<usize>()), len).to_vec())
+        }
+    }
+
+    /// Stores a copy of `value` on the pool under `key` until it is cleared.
+    pub fn set_userdata_bytes(self, key: &str, value: &[u8]) {
+        let header = std::mem::size_of::<usize>();
+        // SAFETY: a pool allocation of header + len bytes holds the length
+        // then the bytes; key and value are copied into the pool, which
+        // userdata_set requires of the key.
+        unsafe {
+            let data = sys::apr_palloc(self.0, header + value.len()) as *mut u8;
+            (data as *mut usize).write_unaligned(value.len());
+            std::ptr::copy_nonoverlapping(value.as_ptr(), data.add(header), value.len());
+            let key = self.strdup(key.as_bytes());
+            sys::apr_pool_userdata_set(data as *const c_void, key, None, self.0);
+        }
+    }
 }

@@ -52,8 +52,9 @@ def sockets(server):
 def test_socket_location_mode_and_owner(server):
     parent = server.parent
     for i, path in enumerate(sockets(server)):
-        # DefaultRuntimeDir/wsgi.<parent pid>.<generation>.<index>.sock
-        assert os.path.basename(path) == 'wsgi.%d.0.%d.sock' % (parent, i), path
+        # DefaultRuntimeDir/wsgi.<parent pid>.<generation>.<group index>.<process slot>.sock
+        # (each group here has processes=1, so the slot is 0)
+        assert os.path.basename(path) == 'wsgi.%d.0.%d.0.sock' % (parent, i), path
         st = os.stat(path)
         assert stat.S_ISSOCK(st.st_mode)
         assert stat.S_IMODE(st.st_mode) == 0o700, oct(st.st_mode)
