@@ -116,10 +116,6 @@ impl Cmd {
         Pool(unsafe { (*self.raw).pool })
     }
 
-    pub fn is_global(&self) -> bool {
-        // SAFETY: reading cmd->server during parsing.
-        unsafe { (*(*self.raw).server).is_virtual == 0 }
-    }
 
     pub fn compile_regex(&self, pattern: &str) -> std::result::Result<Regex, String> {
         Regex::compile(self.pool(), pattern).ok_or_else(|| format!("{}: cannot compile regular expression '{pattern}'", self.name()))

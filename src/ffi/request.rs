@@ -115,9 +115,6 @@ impl Request {
     pub fn request_time(&self) -> f64 {
         self.r().request_time as f64 / 1e6
     }
-    pub fn is_main(&self) -> bool {
-        self.r().main.is_null()
-    }
     /// `AcceptPathInfo Off` for this request.
     pub fn rejects_path_info(&self) -> bool {
         self.r().used_path_info == sys::AP_REQ_REJECT_PATH_INFO
