@@ -49,15 +49,22 @@ MaxSpareThreads         50
 MaxConnectionsPerChild  0
 """
 
+DAEMON_PROCESSES = 2
+
 # How the app is mounted.  {app} is the app file, {root} the ServerRoot.
 MODES = {
     'embedded': """\
 WSGIScriptAlias / {app}
 WSGIApplicationGroup %{{GLOBAL}}
 """,
+    # Same daemon group for both modules.  WSGIRestrictEmbedded On: Apache's
+    # MPM children never start Python (only the daemons do), so the RSS
+    # measured for the daemons is the whole Python cost.  display-name makes
+    # the daemons recognisable as "(wsgi:bench)" in /proc/PID/cmdline.
     'daemon': """\
+WSGIRestrictEmbedded On
 WSGISocketPrefix {root}/run/wsgi
-WSGIDaemonProcess bench processes=2 threads=15
+WSGIDaemonProcess bench processes={daemon_processes} threads=15 display-name=%{{GROUP}}
 WSGIProcessGroup bench
 WSGIScriptAlias / {app}
 WSGIApplicationGroup %{{GLOBAL}}
@@ -100,6 +107,13 @@ def _check_upload(status, headers, body):
     return []
 
 
+# When wrk stops, the 10 MiB uploads in flight are cut off.  In embedded mode
+# the app swallows the resulting OSError (see apps/upload.wsgi); in daemon
+# mode mod_wsgi's Apache child logs this line itself for each of them:
+#   mod_wsgi (pid=N): Request data read error when proxying data to daemon
+#   process: Partial results are valid but processing is incomplete.
+UPLOAD_CUTOFF_LOG = r'Request data read error when proxying data to daemon'
+
 # One entry per scenario.  Keys:
 #   name         short id (BENCH_SCENARIOS selects by it)
 #   app          file in bench/apps/ mounted at /
@@ -111,42 +125,75 @@ def _check_upload(status, headers, body):
 #   check        dict(method, body, check=fn(status, headers, body) -> [problems])
 #   static_ref   key of STATIC_REFS to measure as ceiling, or None
 #   default      run when BENCH_SCENARIOS is unset
+#   daemon_pair  (daemon scenarios) the embedded scenario it is compared with
+#                for the daemon/embedded ratio
+#   target       acceptance target for ours/mod_wsgi requests/s, or None
+#   min_over_embedded  acceptance target for ours daemon/ours embedded, or None
+#   cutoff_log   optional regex: error-log lines caused by wrk cutting off the
+#                requests in flight when it stops (at most one per connection
+#                per wrk run); counted apart, flagged only above that bound
 #   metrics      columns reported: 'rps' (requests/s), 'mibps' (response MiB/s)
 #   what         one-line description
 SCENARIOS = [
+    # Pairs are adjacent (embedded, then its daemon twin) so that the
+    # daemon/embedded ratio compares measurements taken close in time.
     dict(name='hello', app='hello.wsgi', mode='embedded', extra_conf='',
          path='/', wrk_script=None, wrk_args=[],
          check=dict(method='GET', body=None, check=_check_hello),
          static_ref='hello', default=True, metrics=['rps'],
          what="embedded, 14-byte 'Hello, world!' with Content-Length"),
+    dict(name='hello_daemon', app='hello.wsgi', mode='daemon', extra_conf='',
+         path='/', wrk_script=None, wrk_args=[],
+         check=dict(method='GET', body=None, check=_check_hello),
+         static_ref='hello', default=False, metrics=['rps'],
+         daemon_pair='hello', target=2.0, min_over_embedded=0.85,
+         what='daemon mode (processes=2 threads=15), hello world'),
     dict(name='stream_1m', app='stream_1m.wsgi', mode='embedded', extra_conf='',
          path='/', wrk_script=None, wrk_args=[],
          check=dict(method='GET', body=None, check=_check_stream),
          static_ref='blob_1m', default=True, metrics=['rps', 'mibps'],
          what='embedded, 1 MiB as 16 x 64 KiB yields, no Content-Length'),
-    # Not run by default (select with BENCH_SCENARIOS=...,hello_daemon or all).
-    dict(name='hello_daemon', app='hello.wsgi', mode='daemon', extra_conf='',
-         path='/', wrk_script=None, wrk_args=[],
-         check=dict(method='GET', body=None, check=_check_hello),
-         static_ref='hello', default=False, metrics=['rps'],
-         what='daemon mode (processes=2 threads=15), hello world'),
+    dict(name='stream_1m_daemon', app='stream_1m.wsgi', mode='daemon',
+         extra_conf='', path='/', wrk_script=None, wrk_args=[],
+         check=dict(method='GET', body=None, check=_check_stream),
+         static_ref='blob_1m', default=False, metrics=['rps', 'mibps'],
+         daemon_pair='stream_1m', target=2.5,
+         what='daemon mode, 1 MiB as 16 x 64 KiB yields, no Content-Length'),
     dict(name='upload_10m', app='upload.wsgi', mode='embedded', extra_conf='',
          path='/', wrk_script='upload_10m.lua', wrk_args=[],
          check=dict(method='POST', body=b'u' * (10 * MIB), check=_check_upload),
          static_ref=None, default=False, metrics=['rps'],
+         cutoff_log=UPLOAD_CUTOFF_LOG,
          what='embedded, POST 10 MiB read from wsgi.input, tiny response'),
+    dict(name='upload_10m_daemon', app='upload.wsgi', mode='daemon',
+         extra_conf='', path='/', wrk_script='upload_10m.lua', wrk_args=[],
+         check=dict(method='POST', body=b'u' * (10 * MIB), check=_check_upload),
+         static_ref=None, default=False, metrics=['rps'],
+         daemon_pair='upload_10m', target=1.5, cutoff_log=UPLOAD_CUTOFF_LOG,
+         what='daemon mode, POST 10 MiB read from wsgi.input, tiny response'),
 ]
 
 # wrk reporting hook appended to every wrk script: one machine-readable line.
+# A scenario script may check response bodies: it collects its threads in
+# the global table bench_threads (from setup()) and counts wrong answers in
+# each thread's global bench_bad (from response()); they are summed here and
+# reported as err_body.
 WRK_DONE_LUA = r"""
 done = function(summary, latency, requests)
   local e = summary.errors
+  local bad = 0
+  if bench_threads then
+    for _, t in ipairs(bench_threads) do
+      bad = bad + (tonumber(t:get("bench_bad")) or 0)
+    end
+  end
   io.write(string.format(
     'BENCH_JSON {"requests":%d,"bytes":%d,"duration_us":%d,' ..
     '"err_connect":%d,"err_read":%d,"err_write":%d,"err_status":%d,' ..
-    '"err_timeout":%d,"lat_p50_us":%d,"lat_p99_us":%d,"lat_max_us":%d}\n',
+    '"err_timeout":%d,"err_body":%d,"lat_p50_us":%d,"lat_p99_us":%d,' ..
+    '"lat_max_us":%d}\n',
     summary.requests, summary.bytes, summary.duration,
-    e.connect, e.read, e.write, e.status, e.timeout,
+    e.connect, e.read, e.write, e.status, e.timeout, bad,
     latency:percentile(50), latency:percentile(99), latency.max))
 end
 """
@@ -185,11 +232,16 @@ class Settings:
             self.scenarios = [s for s in SCENARIOS if s['default']]
         elif sel == 'all':
             self.scenarios = list(SCENARIOS)
+        elif sel == 'daemon':
+            # the daemon scenarios + the embedded hello they are compared with
+            self.scenarios = [s for s in SCENARIOS
+                              if s['mode'] == 'daemon' or s['name'] == 'hello']
         else:
             wanted = [x.strip() for x in sel.split(',') if x.strip()]
             bad = [w for w in wanted if w not in names]
             if bad:
-                sys.exit('bench: unknown scenario(s) %s; known: %s'
+                sys.exit('bench: unknown scenario(s) %s; known: %s '
+                         '(or "all", "daemon")'
                          % (', '.join(bad), ', '.join(names)))
             self.scenarios = [s for s in SCENARIOS if s['name'] in wanted]
 
@@ -206,25 +258,41 @@ def free_port():
     return port
 
 
-def clean_env():
+# Environment variable marking every process of one of our servers.  WSGI
+# daemon processes rename themselves (display-name), so their command line
+# no longer shows the ServerRoot; their environment still does (run.sh's
+# cleanup matches it too).
+ROOT_MARKER = 'MOD_WSGI_RS_BENCH_ROOT'
+
+
+def clean_env(root=None):
     # No pyenv, no PYTHON* variables: Apache's children run as www-data.
-    return {'PATH': '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-            'LANG': 'C.UTF-8'}
+    env = {'PATH': '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+           'LANG': 'C.UTF-8'}
+    if root:
+        env[ROOT_MARKER] = root
+    return env
 
 
-def procs_matching(text):
-    """PIDs whose command line contains `text` (our unique ServerRoot)."""
+def procs_matching(root):
+    """PIDs of the Apache processes of ServerRoot `root`: command line
+    mentioning it, or started with our environment marker for it."""
     pids = []
+    marker = ('%s=%s' % (ROOT_MARKER, root)).encode()
     for d in os.listdir('/proc'):
         if not d.isdigit() or int(d) == os.getpid():
             continue
         try:
             with open('/proc/%s/cmdline' % d, 'rb') as f:
                 cmd = f.read().replace(b'\0', b' ').decode('utf-8', 'replace')
+            if root in cmd and 'apache2' in cmd:
+                pids.append(int(d))
+                continue
+            with open('/proc/%s/environ' % d, 'rb') as f:
+                if marker in f.read().split(b'\0'):
+                    pids.append(int(d))
         except OSError:
             continue
-        if text in cmd and 'apache2' in cmd:
-            pids.append(int(d))
     return pids
 
 
@@ -241,6 +309,39 @@ def children_of(ppid):
         except (OSError, IndexError, ValueError):
             continue
     return pids
+
+
+def argv0(pid):
+    try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as f:
+            return f.read().split(b'\0', 1)[0].strip().decode('utf-8', 'replace')
+    except OSError:
+        return ''
+
+
+def vm_rss_kib(pid):
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def daemon_pids(parent):
+    """The WSGI daemon processes of the Apache whose parent is `parent`.
+
+    With display-name=%{GROUP} both modules set argv[0] to "(wsgi:bench)".
+    Without it: the children of the parent whose argv[0] differs from the
+    parent's (the MPM children keep it)."""
+    kids = [p for p in children_of(parent) if alive(p)]
+    found = [p for p in kids if argv0(p).startswith('(wsgi:')]
+    if not found:
+        mine = argv0(parent)
+        found = [p for p in kids if argv0(p) and argv0(p) != mine]
+    return sorted(found)
 
 
 def alive(pid):
@@ -270,7 +371,7 @@ class Apache:
         if module_so:
             module_conf = 'LoadModule wsgi_module %s\n' % module_so
             fmt = dict(app=os.path.join(settings.apps, scenario['app']),
-                       root=self.root)
+                       root=self.root, daemon_processes=DAEMON_PROCESSES)
             module_conf += MODES[scenario['mode']].format(**fmt)
             module_conf += scenario.get('extra_conf', '').format(**fmt)
         else:
@@ -288,7 +389,7 @@ class Apache:
 
     def start(self):
         r = subprocess.run([APACHE, '-f', self.conf, '-k', 'start'],
-                           env=clean_env(), capture_output=True, text=True,
+                           env=clean_env(self.root), capture_output=True, text=True,
                            timeout=60)
         if r.returncode != 0:
             raise BenchError('%s: apache2 -k start failed (rc %d): %s%s'
@@ -304,11 +405,17 @@ class Apache:
         else:
             raise BenchError('%s: port %d never opened' % (self.label, self.port)
                              + self.log_tail())
-        try:
-            with open(self.pidfile) as f:
-                self.parent = int(f.read().strip())
-        except (OSError, ValueError):
-            self.parent = None
+        # The port can open before the parent has written its pid file.
+        while True:
+            try:
+                with open(self.pidfile) as f:
+                    self.parent = int(f.read().strip())
+                break
+            except (OSError, ValueError):
+                self.parent = None
+                if time.time() > deadline:
+                    break
+                time.sleep(0.05)
 
     def stop(self):
         pids = set(procs_matching(self.root))
@@ -318,7 +425,7 @@ class Apache:
         if os.path.exists(self.pidfile):
             try:
                 subprocess.run([APACHE, '-f', self.conf, '-k', 'stop'],
-                               env=clean_env(), capture_output=True, timeout=30)
+                               env=clean_env(self.root), capture_output=True, timeout=30)
             except subprocess.TimeoutExpired:
                 pass
         deadline = time.time() + 15
@@ -482,7 +589,7 @@ def measure(settings, label, module_so, scenario, static_ref=None):
     busy = cpu_busy()
     res = dict(server=label, scenario=name, background_cpu=round(busy, 3))
     if busy > 0.15:
-        print('  %-8s %-12s warning: machine not idle before this run '
+        print('  %-8s %-17s warning: machine not idle before this run '
               '(%.0f%% CPU busy), numbers will be noisy'
               % (label, name, busy * 100), flush=True)
     apache = Apache(settings, label, module_so, scenario, static_ref)
@@ -493,7 +600,7 @@ def measure(settings, label, module_so, scenario, static_ref=None):
                     else check_static(apache, static_ref))
         if problems:
             res['check_failed'] = problems
-            print('  %-8s %-12s CHECK FAILED: %s' % (label, name,
+            print('  %-8s %-17s CHECK FAILED: %s' % (label, name,
                                                     '; '.join(problems)),
                   flush=True)
         else:
@@ -501,21 +608,47 @@ def measure(settings, label, module_so, scenario, static_ref=None):
                 run_wrk(settings, apache.url(path), scenario, settings.warmup)
             d = run_wrk(settings, apache.url(path), scenario, settings.duration)
             res.update(d)
-            print('  %-8s %-12s %10.1f req/s %9.1f MiB/s  p50 %6.2f ms  '
+            print('  %-8s %-17s %9.1f req/s %8.1f MiB/s  p50 %6.2f ms  '
                   'p99 %7.2f ms  errors %d'
                   % (label, name, d['rps'], d['mibps'], d['lat_p50_us'] / 1e3,
                      d['lat_p99_us'] / 1e3, d['errors']), flush=True)
+            if scenario and scenario['mode'] == 'daemon' and apache.parent:
+                # Right after the measurement, Apache still running.
+                pids = daemon_pids(apache.parent)
+                rss = [vm_rss_kib(p) for p in pids]
+                res['daemon_pids'] = pids
+                res['daemon_rss_kib'] = [r for r in rss if r is not None]
+                if res['daemon_rss_kib']:
+                    print('  %-8s %-17s %d daemon process(es), VmRSS MiB: %s'
+                          % (label, name, len(res['daemon_rss_kib']),
+                             ' '.join('%.1f' % (r / 1024)
+                                      for r in res['daemon_rss_kib'])),
+                          flush=True)
+                else:
+                    print('  %-8s %-17s no daemon process found for RSS'
+                          % (label, name), flush=True)
     except (BenchError, subprocess.TimeoutExpired, OSError) as e:
         res['failed'] = str(e)
-        print('  %-8s %-12s FAILED: %s' % (label, name, e), flush=True)
+        print('  %-8s %-17s FAILED: %s' % (label, name, e), flush=True)
     finally:
         left = apache.stop()
         if left:
             res['leftover_killed'] = left
         bad = apache.bad_log_lines()
+        cut_re = scenario.get('cutoff_log') if scenario else None
+        if cut_re:
+            cut = [l for l in bad if re.search(cut_re, l)]
+            res['log_cutoff_lines'] = len(cut)
+            # warm-up + measurement: at most one per connection per wrk run
+            if len(cut) <= 2 * settings.connections:
+                bad = [l for l in bad if not re.search(cut_re, l)]
+                if cut:
+                    print('  %-8s %-17s %d error-log line(s) from uploads cut '
+                          'off when wrk stopped (expected)'
+                          % (label, name, len(cut)), flush=True)
         if bad:
             res['log_problems'] = bad
-            print('  %-8s %-12s %d error-log line(s), e.g.: %s'
+            print('  %-8s %-17s %d error-log line(s), e.g.: %s'
                   % (label, name, len(bad), bad[0][:300]), flush=True)
         dest = os.path.join(settings.out, 'logs')
         os.makedirs(dest, exist_ok=True)
@@ -602,6 +735,101 @@ def summarize(settings, results):
                 scen, 'mod_wsgi-rs' if server == 'ours' else 'mod_wsgi',
                 fmt(p50 / 1e3 if p50 else None, '%.2f'),
                 fmt(p99 / 1e3 if p99 else None, '%.2f'), errs))
+
+    names = [sc['name'] for sc in settings.scenarios]
+    daemon_scs = [sc for sc in settings.scenarios if sc['mode'] == 'daemon']
+    accept = []          # (criterion, measured, target text, met)
+
+    # Daemon vs embedded, per module, from the same run.
+    pairs = [sc for sc in daemon_scs if sc.get('daemon_pair') in names]
+    if pairs:
+        lines.append('')
+        lines.append('| Daemon vs embedded (requests/s) | mod_wsgi-rs '
+                     'daemon/embedded | mod_wsgi daemon/embedded |')
+        lines.append('|---|---:|---:|')
+        for sc in pairs:
+            emb = sc['daemon_pair']
+            r_ours = ratio(agg('ours', sc['name'], 'rps'), agg('ours', emb, 'rps'))
+            r_theirs = ratio(agg('mod_wsgi', sc['name'], 'rps'),
+                             agg('mod_wsgi', emb, 'rps'))
+            lines.append('| %s / %s | %s | %s |' % (
+                sc['name'], emb, fmt(r_ours, '**%.2f**'), fmt(r_theirs, '%.2f')))
+            if sc.get('min_over_embedded'):
+                accept.append(('%s: ours daemon / ours embedded (%s)'
+                               % (sc['name'], emb), r_ours,
+                               sc['min_over_embedded']))
+        lines.append('')
+        lines.append('Per-round ours daemon/embedded (requests/s): ' + '; '.join(
+            '%s %s' % (sc['name'], ' '.join(
+                fmt(ratio(a.get('rps'), b.get('rps')), '%.2f')
+                for a, b in zip(by.get(('ours', sc['name']), []),
+                                by.get(('ours', sc['daemon_pair']), []))))
+            for sc in pairs))
+
+    # Resident memory of the daemon processes, sampled right after each
+    # measurement (Apache still running): all samples of all rounds.
+    if daemon_scs:
+        lines.append('')
+        lines.append('| Scenario | Server | daemon samples | mean RSS/daemon MiB '
+                     '| max RSS/daemon MiB | ours/mod_wsgi mean | ours/mod_wsgi max |')
+        lines.append('|---|---|---:|---:|---:|---:|---:|')
+        every = {'ours': [], 'mod_wsgi': []}
+        for sc in daemon_scs:
+            st = {}
+            for server in ('ours', 'mod_wsgi'):
+                v = [x for r in by.get((server, sc['name']), [])
+                     for x in r.get('daemon_rss_kib', [])]
+                every[server] += v
+                st[server] = (len(v), statistics.mean(v) / 1024 if v else None,
+                              max(v) / 1024 if v else None)
+            for server in ('ours', 'mod_wsgi'):
+                n, mean, mx = st[server]
+                lines.append('| %s | %s | %d | %s | %s | %s | %s |' % (
+                    sc['name'], 'mod_wsgi-rs' if server == 'ours' else 'mod_wsgi',
+                    n, fmt(mean), fmt(mx),
+                    fmt(ratio(st['ours'][1], st['mod_wsgi'][1]), '**%.2f**')
+                    if server == 'ours' else '',
+                    fmt(ratio(st['ours'][2], st['mod_wsgi'][2]), '**%.2f**')
+                    if server == 'ours' else ''))
+        o, t = every['ours'], every['mod_wsgi']
+        if o and t:
+            accept.append(('RSS per daemon, mean over all daemon scenarios: '
+                           'ours %.1f MiB / mod_wsgi %.1f MiB'
+                           % (statistics.mean(o) / 1024, statistics.mean(t) / 1024),
+                           statistics.mean(o) / statistics.mean(t), -1.0))
+            accept.append(('RSS per daemon, max over all daemon scenarios: '
+                           'ours %.1f MiB / mod_wsgi %.1f MiB'
+                           % (max(o) / 1024, max(t) / 1024),
+                           max(o) / max(t), -1.0))
+
+    # Acceptance targets (ours/mod_wsgi, daemon scenarios) go first.
+    accept = [('%s: ours/mod_wsgi requests/s' % sc['name'],
+               ratio(agg('ours', sc['name'], 'rps'),
+                     agg('mod_wsgi', sc['name'], 'rps')), sc['target'])
+              for sc in daemon_scs if sc.get('target')] + accept
+    cut = {}
+    for r in results:
+        if r.get('log_cutoff_lines'):
+            k = (r['server'], r['scenario'])
+            cut[k] = cut.get(k, 0) + r['log_cutoff_lines']
+    if cut:
+        lines.append('')
+        lines.append('Error-log lines from uploads cut off when wrk stopped '
+                     '(expected, not counted as problems): ' + '; '.join(
+                         '%s %s %d' % (srv, scen, n)
+                         for (srv, scen), n in sorted(cut.items())))
+    if accept:
+        lines.append('')
+        lines.append('| Daemon-mode acceptance | measured | target | met |')
+        lines.append('|---|---:|---:|---|')
+        for crit, val, target in accept:
+            if target < 0:     # "at most": ours/mod_wsgi <= 1
+                ttxt, ok = '≤ 1.00', val is not None and val <= 1.0
+            else:
+                ttxt, ok = '≥ %.2f' % target, val is not None and val >= target
+            lines.append('| %s | %s | %s | %s |' % (
+                crit, fmt(val, '%.2f'), ttxt,
+                'n/a' if val is None else ('yes' if ok else '**no**')))
     return '\n'.join(lines)
 
 
@@ -655,11 +883,19 @@ def main():
         # load (it closes idle keep-alive connections when all workers are
         # busy); flag only bad statuses, timeouts or more than 0.1 %.
         if r.get('errors') and (r.get('err_status') or r.get('err_timeout')
+                                or r.get('err_body')
                                 or r['errors'] > 0.001 * r['requests']):
             problems.append('%s %s round %d: wrk reported %d errors (%s)' % (
                 r['server'], r['scenario'], r['round'], r['errors'],
                 ', '.join('%s=%d' % (k[4:], r[k]) for k in sorted(r)
                           if k.startswith('err_') and r[k])))
+        if ('daemon_rss_kib' in r
+                and len(r['daemon_rss_kib']) != DAEMON_PROCESSES):
+            problems.append('%s %s round %d: found %d daemon process(es), '
+                            'expected %d (pids %s)' % (
+                                r['server'], r['scenario'], r['round'],
+                                len(r['daemon_rss_kib']), DAEMON_PROCESSES,
+                                r.get('daemon_pids')))
     busy = [r['background_cpu'] for r in results]
     if busy and max(busy) > 0.15:
         problems.append('machine was not idle: up to %.0f%% CPU busy before '

@@ -3,6 +3,8 @@
 #
 #   bench/run.sh                      # full run (~3 x 2 x 3 x 13 s: ~4 min)
 #   BENCH_QUICK=1 bench/run.sh        # quick run (1 round, 3 s per measurement)
+#   BENCH_SCENARIOS=daemon bench/run.sh   # daemon scenarios + embedded hello
+#   BENCH_SCENARIOS=all bench/run.sh      # everything (~3 x 14 x 14 s: ~10 min)
 #
 # Environment:
 #   MOD_WSGI_RS_SO     our module  (default: <repo>/target/release/libmod_wsgi_rs.so)
@@ -13,7 +15,7 @@
 #   BENCH_ROUNDS       interleaved rounds        (default 3, quick 1)
 #   BENCH_THREADS      wrk -t                    (default 2)
 #   BENCH_CONNECTIONS  wrk -c                    (default 32)
-#   BENCH_SCENARIOS    comma list or "all"       (default: hello,stream_1m)
+#   BENCH_SCENARIOS    comma list, "daemon" or "all" (default: hello,stream_1m)
 #   BENCH_STATIC=0     skip the static-file ceiling reference
 #   BENCH_OUT          where logs/results go     (default /tmp/mod_wsgi_rs_bench-results-<timestamp>)
 #   BENCH_KEEP=1       keep the temporary ServerRoots
@@ -65,13 +67,19 @@ mkdir -p "$BENCH_OUT"
 PY_PID=""
 
 our_apache_pids() {
-    # Apache processes started from a config inside our work dir (and only those).
+    # Apache processes started from a config inside our work dir (and only
+    # those).  WSGI daemon processes rename themselves ("(wsgi:bench)"), so
+    # they are found by the environment bench.py gives every server it starts
+    # (MOD_WSGI_RS_BENCH_ROOT=<server root inside our work dir>).
     local d cmd
     for d in /proc/[0-9]*; do
         cmd="$( { tr '\0' ' ' < "$d/cmdline"; } 2>/dev/null)" || continue
         case "$cmd" in
-            *apache2*"$BENCH_WORK"/*) echo "${d#/proc/}" ;;
+            *apache2*"$BENCH_WORK"/*) echo "${d#/proc/}"; continue ;;
         esac
+        if grep -qszF "MOD_WSGI_RS_BENCH_ROOT=$BENCH_WORK/" "$d/environ"; then
+            echo "${d#/proc/}"
+        fi
     done
 }
 
