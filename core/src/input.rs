@@ -46,6 +46,9 @@ impl BodyReader {
     /// `read(size)`: up to `size` bytes (all that remain when `None`),
     /// fewer only at the end of the body.
     pub fn read<E>(&mut self, size: Option<usize>, fill: &mut dyn FnMut(&mut [u8]) -> Result<usize, E>) -> Result<Vec<u8>, E> {
+        if let (Some(n), true) = (size, self.buffered().is_empty()) {
+            return self.read_direct(n, fill);
+        }
         loop {
             let have = self.buffered().len();
             if size.is_some_and(|n| have >= n) {
@@ -56,6 +59,37 @@ impl BodyReader {
                 return Ok(self.consume(self.buffered().len()));
             }
         }
+    }
+
+    /// Fills `out` (buffered bytes first, then straight from the source),
+    /// short only at the end of the body; returns how many bytes it holds.
+    pub fn read_into<E>(&mut self, out: &mut [u8], fill: &mut dyn FnMut(&mut [u8]) -> Result<usize, E>) -> Result<usize, E> {
+        let buffered = self.buffered().len().min(out.len());
+        out[..buffered].copy_from_slice(&self.consume(buffered));
+        let mut got = buffered;
+        while got < out.len() && !self.eof {
+            match fill(&mut out[got..])? {
+                0 => self.eof = true,
+                k => got += k,
+            }
+        }
+        Ok(got)
+    }
+
+    /// `read(n)` with nothing buffered: the body goes straight into the
+    /// result, with no intermediate buffer to fill, copy and clear.
+    fn read_direct<E>(&mut self, n: usize, fill: &mut dyn FnMut(&mut [u8]) -> Result<usize, E>) -> Result<Vec<u8>, E> {
+        let mut out = vec![0u8; n];
+        let mut got = 0;
+        while got < n && !self.eof {
+            match fill(&mut out[got..]) {
+                Ok(0) => self.eof = true,
+                Ok(k) => got += k,
+                Err(e) => return Err(e),
+            }
+        }
+        out.truncate(got);
+        Ok(out)
     }
 
     /// `readline(size)`: up to and including the next b'\n', at most `size` bytes.
@@ -126,6 +160,21 @@ mod tests {
         out.extend(r.read(Some(150_000), &mut fill).unwrap());
         out.extend(r.read(None, &mut fill).unwrap());
         assert_eq!(out, body);
+    }
+
+    #[test]
+    fn read_into_takes_buffered_bytes_first() {
+        let body = b"first line\nthe rest of it";
+        let mut fill = source(body, 5);
+        let mut r = BodyReader::default();
+        assert_eq!(r.readline(Some(3), &mut fill).unwrap(), b"fir");
+        let mut out = [0u8; 12];
+        assert_eq!(r.read_into(&mut out, &mut fill).unwrap(), 12);
+        assert_eq!(&out, b"st line\nthe ");
+        let mut out = [0u8; 64];
+        let n = r.read_into(&mut out, &mut fill).unwrap();
+        assert_eq!(&out[..n], b"rest of it");
+        assert_eq!(r.read_into(&mut out, &mut fill).unwrap(), 0);
     }
 
     #[test]

@@ -158,7 +158,7 @@ fn exchange(req: Request, out: &mut Brigade, conn: &UnixStream, request: &Frame,
             Ok(Frame::Read(n)) => {
                 body_touched = true;
                 buf.resize((n as usize).min(READ_CHUNK), 0);
-                let sent = match req.read_body(&mut buf) {
+                let sent = match read_up_to(req, &mut buf) {
                     Ok(0) => protocol::write_frame(&mut w, &Frame::BodyEnd),
                     Ok(k) => protocol::write_body(&mut w, &buf[..k]),
                     Err(ReadFailed) => {
@@ -216,6 +216,20 @@ fn exchange(req: Request, out: &mut Brigade, conn: &UnixStream, request: &Frame,
             Err(e) => return lost(req, out, head_sent, g, &format!("({e})")),
         }
     }
+}
+
+/// Fills `buf` from the request body (Apache hands it over a few KB at a
+/// time), stopping early only at the end: the app asked for that much, and
+/// each answer costs the daemon a round trip.
+fn read_up_to(req: Request, buf: &mut [u8]) -> Result<usize, ReadFailed> {
+    let mut got = 0;
+    while got < buf.len() {
+        match req.read_body(&mut buf[got..])? {
+            0 => break,
+            k => got += k,
+        }
+    }
+    Ok(got)
 }
 
 /// EOF or a reset on a connection that was idle in the pool: its daemon

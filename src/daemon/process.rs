@@ -137,6 +137,7 @@ pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettin
     // A replacement for a daemon that failed to start waits first, so a
     // broken configuration does not spin.
     std::thread::sleep(startup_delay);
+    os::limit_malloc_arenas(2);
     // Signals are taken by one thread with sigwait; every thread inherits the mask.
     let signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR1, Signal::SIGHUP]);
     let _ = signals.thread_block();

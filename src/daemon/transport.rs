@@ -31,7 +31,8 @@ pub struct Connection {
 
 impl Connection {
     pub fn new(stream: UnixStream) -> std::io::Result<Self> {
-        let reader = Mutex::new(BufReader::with_capacity(64 * 1024, stream.try_clone()?));
+        // Small: request frames are small, and a large Body bypasses it.
+        let reader = Mutex::new(BufReader::with_capacity(8 * 1024, stream.try_clone()?));
         Ok(Connection {
             stream,
             reader,

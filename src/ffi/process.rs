@@ -142,3 +142,11 @@ pub fn ignore_sigpipe() -> nix::Result<()> {
     // SAFETY: SIG_IGN installs no handler code.
     unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn) }.map(|_| ())
 }
+
+/// Caps glibc's per-thread malloc arenas. A daemon's worker threads each
+/// touch large, short-lived buffers (bodies, bytes objects); with an arena
+/// per thread the freed memory stays spread over many heaps and resident.
+pub fn limit_malloc_arenas(arenas: i32) {
+    // SAFETY: mallopt only adjusts allocator tuning; called before threads start.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
+}

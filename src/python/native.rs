@@ -97,9 +97,42 @@ fn read_impl<'py>(py: Python<'py>, size: isize, line: bool) -> PyResult<Bound<'p
     Ok(PyBytes::new(py, &data))
 }
 
+/// `read(n)` up to this size goes straight into the bytes object returned.
+const DIRECT_READ_MAX: usize = 256 * 1024;
+
 #[pyfunction]
 fn _read(py: Python<'_>, size: isize) -> PyResult<Bound<'_, PyBytes>> {
-    read_impl(py, size, false)
+    match usize::try_from(size) {
+        Ok(n) if n <= DIRECT_READ_MAX => read_direct(py, n),
+        _ => read_impl(py, size, false),
+    }
+}
+
+unsafe extern "C" {
+    // Part of CPython's C API, not exported by pyo3-ffi.
+    fn _PyBytes_Resize(bytes: *mut *mut pyo3::ffi::PyObject, newsize: pyo3::ffi::Py_ssize_t) -> std::ffi::c_int;
+}
+
+/// Reads into a new bytes object of `n` bytes, shrunk if the body ends first.
+fn read_direct(py: Python<'_>, n: usize) -> PyResult<Bound<'_, PyBytes>> {
+    let mut got = 0;
+    let bytes = PyBytes::new_with(py, n, |buf| {
+        got = request_io::with_current(|io| io.read_into(py, buf)).map_err(to_py)?;
+        Ok(())
+    })?;
+    if got == n {
+        return Ok(bytes);
+    }
+    let mut ptr = bytes.into_ptr();
+    // SAFETY: we own the only reference to a bytes object nobody else has
+    // seen, which is what _PyBytes_Resize requires; on failure it frees the
+    // object, sets an exception and leaves NULL.
+    unsafe {
+        if _PyBytes_Resize(&mut ptr, got as pyo3::ffi::Py_ssize_t) != 0 {
+            return Err(PyErr::fetch(py));
+        }
+        Ok(Bound::from_owned_ptr(py, ptr).cast_into_unchecked())
+    }
 }
 
 #[pyfunction]

@@ -225,6 +225,13 @@ impl RequestIo {
         Ok(true)
     }
 
+    /// `read(n)` into a buffer the caller provides (a bytes object's).
+    pub fn read_into(&mut self, py: Python<'_>, out: &mut [u8]) -> Result<usize, IoError> {
+        let (transport, input) = (&mut self.transport, &mut self.input);
+        let got = py.detach(move || input.read_into(out, &mut |buf: &mut [u8]| transport.read_body(buf)));
+        got.map_err(|ReadFailed| IoError::ReadFailed)
+    }
+
     pub fn read(&mut self, py: Python<'_>, size: Option<usize>, line: bool) -> Result<Vec<u8>, IoError> {
         let (transport, input) = (&mut self.transport, &mut self.input);
         let data = py.detach(move || {
