@@ -23,6 +23,8 @@ static POOL: Mutex<Option<HashMap<String, Vec<UnixStream>>>> = Mutex::new(None);
 const MAX_IDLE: usize = 32;
 /// How much of the body one `Read` may ask for at a time.
 const READ_CHUNK: usize = 64 * 1024;
+/// The buffer response frames are read through (large Data frames bypass it).
+const RESPONSE_BUFFER: usize = 8 * 1024;
 
 fn checkout(g: &RuntimeGroup) -> Option<UnixStream> {
     POOL.lock().unwrap_or_else(|e| e.into_inner()).as_mut()?.get_mut(g.name())?.pop()
@@ -152,7 +154,7 @@ fn exchange(req: Request, out: &mut Brigade, conn: &UnixStream, request: &Frame,
     let (mut head_sent, mut body_touched, mut overridden) = (false, false, None);
     let mut buf = Vec::new();
     // Nothing follows a response's last frame, so the buffer can go with it.
-    let mut r = BufReader::with_capacity(READ_CHUNK, conn);
+    let mut r = BufReader::with_capacity(RESPONSE_BUFFER, conn);
     loop {
         match protocol::read_frame(&mut r, limits) {
             Ok(Frame::Read(n)) => {

@@ -240,10 +240,13 @@ fn now_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
-/// Why a connection is not parked again after a request.
+/// What becomes of a connection after a request.
 enum After {
     Keep,
     Close,
+    /// The script changed since this process loaded it: the request was not
+    /// run, and the process makes way for one with the new code.
+    Reload,
 }
 
 impl Daemon {
@@ -479,19 +482,15 @@ impl Daemon {
             return After::Close;
         }
         let interp = interp::for_group("").expect("created at start-up");
-        if head.reloading && tstate::with_gil(|py| interp.script_changed(py, &head.script, head.script_mtime)) {
-            log(self.server, Level::Info, &format!("{} changed; restarting daemon process {} of group '{}'", head.script, std::process::id(), self.group.name()));
-            let _ = conn.send(&Frame::Restart);
-            self.begin_drain("script reload", spec.graceful_timeout);
-            return After::Close;
-        }
-
         self.state.lock().unwrap_or_else(|e| e.into_inner()).active += 1;
         *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         *self.slots[slot].current.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), conn.clone()));
         let daemon_start = now_us() as f64 / 1e6;
 
         let after = tstate::with_gil(|py| {
+            if head.reloading && interp.script_changed(py, &head.script, head.script_mtime) {
+                return After::Reload;
+            }
             let _current = request_io::install(Box::new(SocketTransport::new(conn.clone(), LogTarget::Server(self.server), self.limits)));
             let result = interp.environ(py, &head.environ, head.request_start_us as f64 / 1e6, slot as u64 + 1).and_then(|env| {
                 env.set_item("mod_wsgi.queue_start", head.request_start_us as f64 / 1e6)?;
@@ -533,6 +532,12 @@ impl Daemon {
         let served = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
         if spec.maximum_requests > 0 && served >= spec.maximum_requests {
             self.begin_drain("maximum-requests", spec.graceful_timeout);
+        }
+        if let After::Reload = after {
+            log(self.server, Level::Info, &format!("{} changed; restarting daemon process {} of group '{}'", head.script, std::process::id(), self.group.name()));
+            let _ = conn.send(&Frame::Restart);
+            self.begin_drain("script reload", spec.graceful_timeout);
+            return After::Close;
         }
         if conn.is_broken() {
             After::Close
