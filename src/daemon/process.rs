@@ -108,6 +108,8 @@ struct Daemon {
     slots: Vec<Slot>,
     /// Since when the script has failed to load, for startup-timeout.
     load_failing_since: Mutex<Option<Instant>>,
+    /// When the GIL was last taken by the deadlock watcher.
+    gil_taken: Mutex<Instant>,
 }
 
 #[derive(Default)]
@@ -157,52 +159,9 @@ pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettin
     if let Some(title) = spec.process_title(g.name()) {
         crate::ffi::process::set_process_title(server, &title);
     }
-    if let Some(mask) = spec.umask {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
-    }
-    if let Some(limit) = (spec.memory_limit > 0).then_some(spec.memory_limit) {
-        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_DATA, limit, limit);
-    }
-    let home = spec.home.clone().or_else(|| g.user_home.clone());
-    if let Some(home) = &home {
-        let _ = std::env::set_current_dir(home);
-    }
-    // No other thread exists yet to race on the environment.
-    if let Some(user_home) = &g.user_home {
-        std::env::set_var("HOME", user_home);
-    }
-    std::env::set_var("USER", &g.user_name);
-    std::env::set_var("LOGNAME", &g.user_name);
-    if let Some(lang) = &spec.lang {
-        std::env::set_var("LANG", lang);
-    }
-    if let Some(locale) = &spec.locale {
-        std::env::set_var("LC_ALL", locale);
-    }
-
-    let mut python = settings.clone();
-    if spec.python_home.is_some() {
-        python.home = spec.python_home.clone();
-    }
-    python.path = spec.home.iter().cloned().chain(spec.python_path.iter().cloned()).collect();
-    python.switch_interval = spec.switch_interval.or(settings.switch_interval);
-    python.python_eggs = spec.python_eggs.clone().or(settings.python_eggs.clone());
-    if let Err(msg) = init::start(&python) {
-        startup_failed(server, &format!("daemon process for group '{}' cannot initialise Python: {msg}", g.name()));
-    }
-    let info = crate::module_record::process_info(&python, g.name(), spec.processes as i32, spec.threads as i32);
-    let ready = tstate::with_gil(|py| {
-        interp::create_main(py, &info).map_err(|e| format!("cannot set up the WSGI adapter: {e}"))?;
-        let main = interp::for_group("").expect("just created");
-        for script in &g.preload {
-            if let Err(e) = main.preload(py, script) {
-                main.log_exception(py, e, script);
-            }
-        }
-        Ok::<(), String>(())
-    });
-    if let Err(msg) = ready {
-        startup_failed(server, &format!("daemon process for group '{}': {msg}", g.name()));
+    apply_process_settings(&g);
+    if let Err(msg) = start_python(&g, settings) {
+        startup_failed(server, &format!("daemon process for group '{}' {msg}", g.name()));
     }
 
     let daemon = match Daemon::new(g.clone(), listener) {
@@ -221,6 +180,10 @@ pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettin
         std::thread::spawn(move || d.watch_signals(signals));
         let d = daemon.clone();
         std::thread::spawn(move || d.monitor());
+        if spec.deadlock_timeout.is_some() {
+            let d = daemon.clone();
+            std::thread::spawn(move || d.watch_gil());
+        }
     }
     let reason = daemon.wait_until_done();
     log(server, Level::Info, &format!("daemon process {} for group '{}' stopping ({reason})", std::process::id(), g.name()));
@@ -234,6 +197,61 @@ pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettin
         init::stop();
     }
     os::exit_now(0)
+}
+
+/// Limits, working directory and environment from the group's options.
+fn apply_process_settings(g: &RuntimeGroup) {
+    let spec = &g.def.spec;
+    if let Some(mask) = spec.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    if spec.memory_limit > 0 {
+        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_DATA, spec.memory_limit, spec.memory_limit);
+    }
+    // As in mod_wsgi: `home=`, else the user's home directory when the
+    // daemon runs as another user than Apache's children.
+    let (apache_uid, _, _) = crate::ffi::process::apache_identity();
+    let home = spec.home.clone().or_else(|| g.user_home.clone().filter(|_| g.uid != apache_uid));
+    if let Some(home) = &home {
+        let _ = std::env::set_current_dir(home);
+    }
+    // No other thread exists yet to race on the environment.
+    if let Some(user_home) = &g.user_home {
+        std::env::set_var("HOME", user_home);
+    }
+    std::env::set_var("USER", &g.user_name);
+    std::env::set_var("LOGNAME", &g.user_name);
+    if let Some(lang) = &spec.lang {
+        std::env::set_var("LANG", lang);
+    }
+    if let Some(locale) = &spec.locale {
+        std::env::set_var("LC_ALL", locale);
+    }
+}
+
+/// Python with the group's home and path (falling back to the server-wide
+/// settings), the adapter, and the preloaded scripts.
+fn start_python(g: &RuntimeGroup, settings: &GlobalSettings) -> Result<(), String> {
+    let spec = &g.def.spec;
+    let mut python = settings.clone();
+    if spec.python_home.is_some() {
+        python.home = spec.python_home.clone();
+    }
+    python.path = spec.home.iter().cloned().chain(spec.python_path.iter().cloned()).collect();
+    python.switch_interval = spec.switch_interval.or(settings.switch_interval);
+    python.python_eggs = spec.python_eggs.clone().or(settings.python_eggs.clone());
+    init::start(&python).map_err(|msg| format!("cannot initialise Python: {msg}"))?;
+    let info = crate::module_record::process_info(&python, g.name(), spec.processes as i32, spec.threads as i32);
+    tstate::with_gil(|py| {
+        interp::create_main(py, &info).map_err(|e| format!("cannot set up the WSGI adapter: {e}"))?;
+        let main = interp::for_group("").expect("just created");
+        for script in &g.preload {
+            if let Err(e) = main.preload(py, script) {
+                main.log_exception(py, e, script);
+            }
+        }
+        Ok(())
+    })
 }
 
 fn now_us() -> i64 {
@@ -276,6 +294,7 @@ impl Daemon {
             last_activity: Mutex::new(Instant::now()),
             stopping: AtomicBool::new(false),
             load_failing_since: Mutex::new(None),
+            gil_taken: Mutex::new(Instant::now()),
         })
     }
 
@@ -328,17 +347,18 @@ impl Daemon {
     }
 
     /// Once a second: the timeouts that recycle the process.
+    /// Takes the GIL once a second, so the monitor can tell a deadlocked
+    /// interpreter; stops before Python is finalised.
+    fn watch_gil(&self) {
+        while !self.stopping.load(Ordering::SeqCst) {
+            tstate::with_gil(|_| ());
+            *self.gil_taken.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
     fn monitor(&self) {
         let spec = self.spec();
-        let alive = Arc::new(Mutex::new(Instant::now()));
-        if spec.deadlock_timeout.is_some() {
-            let alive = alive.clone();
-            std::thread::spawn(move || loop {
-                tstate::with_gil(|_| ());
-                *alive.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-                std::thread::sleep(Duration::from_secs(1));
-            });
-        }
         loop {
             std::thread::sleep(Duration::from_millis(500));
             let now = Instant::now();
@@ -352,7 +372,7 @@ impl Daemon {
                     }
                 }
             }
-            if spec.deadlock_timeout.is_some_and(|limit| now - *alive.lock().unwrap_or_else(|e| e.into_inner()) > limit) {
+            if spec.deadlock_timeout.is_some_and(|limit| now - *self.gil_taken.lock().unwrap_or_else(|e| e.into_inner()) > limit) {
                 log(self.server, Level::Err, &format!("daemon process {} of group '{}' could not take the Python GIL for deadlock-timeout; restarting it", std::process::id(), self.group.name()));
                 // The GIL is stuck: nothing in Python can be waited for.
                 os::exit_now(0)
