@@ -114,7 +114,8 @@ pub fn handle(req: Request) -> i32 {
         callable_object: &cfg.callable_object,
         pass_authorization: cfg.pass_authorization,
     };
-    let vars = environ::collect(&req, &facts);
+    let mut vars = environ::collect(&req, &facts);
+    wsgi_core::proxy::apply(&mut vars, &cfg.trusted_proxy_headers, cfg.trusted_proxies.as_deref());
     if process_group.is_empty() {
         return crate::embedded::run(req, &script, mtime, &cfg, &group, &vars);
     }

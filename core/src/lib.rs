@@ -4,6 +4,7 @@
 pub mod daemon_options;
 pub mod directives;
 pub mod environ;
+pub mod proxy;
 pub mod input;
 pub mod protocol;
 pub mod response;

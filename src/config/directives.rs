@@ -35,6 +35,8 @@ pub const DIRECTIVES: &[Directive] = &[
     directive!(c"WSGIPythonEggs", Global, Take1(|cmd, v| set_global(cmd, |p| p.python_eggs = Some(v.to_string()))), c"directory for PYTHON_EGG_CACHE"),
     directive!(c"WSGIDestroyInterpreter", Global, Flag(|cmd, on| set_global(cmd, |p| p.destroy_interpreter = Some(on))), c"On|Off: finalise Python when a process exits"),
     directive!(c"WSGISwitchInterval", Global, Take1(switch_interval), c"seconds (> 0): Python's thread switch interval"),
+    directive!(c"WSGITrustedProxyHeaders", ServerDirFileInfo, Argv(trusted_proxy_headers), c"proxy headers (X-Forwarded-For, X-Forwarded-Proto, ...) to honour"),
+    directive!(c"WSGITrustedProxies", ServerDirFileInfo, Argv(trusted_proxies), c"addresses or networks of the proxies whose headers are honoured"),
     directive!(c"WSGIDaemonProcess", Server, Argv(daemon_process), c"name [option=value ...]: define a daemon process group"),
     directive!(c"WSGIProcessGroup", ServerDir, Take1(process_group), c"a WSGIDaemonProcess name, %{GLOBAL} (embedded) or %{ENV:var}"),
     directive!(c"WSGIRestrictProcess", ServerDir, Argv(restrict_process), c"the process groups requests here may be sent to (%{GLOBAL} for embedded)"),
@@ -100,6 +102,17 @@ fn ignored(cmd: &mut Cmd, _value: bool) -> Result {
 fn switch_interval(cmd: &mut Cmd, value: &str) -> Result {
     let seconds = parse::parse_switch_interval(value)?;
     set_global(cmd, |p| p.switch_interval = Some(seconds))
+}
+
+fn trusted_proxy_headers(cmd: &mut Cmd, args: &[String]) -> Result {
+    let keys = args.iter().map(|a| wsgi_core::proxy::parse_header(a)).collect::<std::result::Result<Vec<_>, _>>()?;
+    // Repeated lines add up within one section.
+    set_dir(cmd, |d| d.trusted_proxy_headers.get_or_insert_with(Vec::new).extend(keys))
+}
+
+fn trusted_proxies(cmd: &mut Cmd, args: &[String]) -> Result {
+    let networks = args.iter().map(|a| wsgi_core::proxy::parse_network(a)).collect::<std::result::Result<Vec<_>, _>>()?;
+    set_dir(cmd, |d| d.trusted_proxies.get_or_insert_with(Vec::new).extend(networks))
 }
 
 fn daemon_process(cmd: &mut Cmd, args: &[String]) -> Result {

@@ -6,6 +6,7 @@ pub mod directives;
 use std::sync::Arc;
 
 use wsgi_core::directives::{AliasOptions, GroupSpec, HashSeed, MapHeadToGet};
+use wsgi_core::proxy::Network;
 
 use crate::ffi::regex::Regex;
 
@@ -81,6 +82,10 @@ pub struct DirConfig {
     pub pass_authorization: Option<bool>,
     pub chunked_request: Option<bool>,
     pub map_head_to_get: Option<MapHeadToGet>,
+    /// `WSGITrustedProxyHeaders`, as environ keys in configuration order.
+    pub trusted_proxy_headers: Option<Vec<&'static str>>,
+    /// `WSGITrustedProxies`; unset means any peer may send them.
+    pub trusted_proxies: Option<Vec<Network>>,
     /// Daemon mode only: Apache's ErrorDocument replaces app error bodies.
     pub error_override: Option<bool>,
 }
@@ -100,6 +105,8 @@ impl DirConfig {
             pass_authorization: pick(&child.pass_authorization, &parent.pass_authorization),
             chunked_request: pick(&child.chunked_request, &parent.chunked_request),
             map_head_to_get: pick(&child.map_head_to_get, &parent.map_head_to_get),
+            trusted_proxy_headers: pick(&child.trusted_proxy_headers, &parent.trusted_proxy_headers),
+            trusted_proxies: pick(&child.trusted_proxies, &parent.trusted_proxies),
             error_override: pick(&child.error_override, &parent.error_override),
         }
     }
@@ -118,6 +125,8 @@ impl DirConfig {
             pass_authorization: alias_opts.pass_authorization.or(self.pass_authorization).unwrap_or(false),
             chunked_request: self.chunked_request.unwrap_or(false),
             map_head_to_get: self.map_head_to_get.unwrap_or(MapHeadToGet::Auto),
+            trusted_proxy_headers: self.trusted_proxy_headers.clone().unwrap_or_default(),
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 }
@@ -134,4 +143,6 @@ pub struct RequestConfig {
     pub pass_authorization: bool,
     pub chunked_request: bool,
     pub map_head_to_get: MapHeadToGet,
+    pub trusted_proxy_headers: Vec<&'static str>,
+    pub trusted_proxies: Option<Vec<Network>>,
 }
