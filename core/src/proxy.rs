@@ -133,7 +133,8 @@ pub fn apply(vars: &mut Vars<'_>, trusted: &[&'static str], proxies: Option<&[Ne
         if listed.is_empty() {
             continue;
         }
-        let applied = if peer_trusted { listed.iter().copied().find(|k| apply_one(vars, k, category, proxies)) } else { None };
+        // As in mod_wsgi, the last listed header present wins.
+        let applied = if peer_trusted { listed.iter().rev().copied().find(|k| apply_one(vars, k, category, proxies)) } else { None };
         for (_, c, key) in all_headers() {
             if c == category && Some(key) != applied {
                 remove(vars, key);
@@ -157,7 +158,10 @@ fn apply_one(vars: &mut Vars<'_>, key: &'static str, category: Category, proxies
                 None => 0,
             };
             set(vars, "REMOTE_ADDR", hops[client].as_bytes().to_vec());
-            set(vars, key, hops[client..].join(", ").into_bytes());
+            // Only a walk past trusted proxies rewrites the list itself.
+            if proxies.is_some() {
+                set(vars, key, hops[client..].join(", ").into_bytes());
+            }
         }
         _ if value.is_empty() => return false,
         Category::Client => set(vars, "REMOTE_ADDR", value.into_bytes()),
@@ -239,6 +243,7 @@ mod tests {
         let mut v = vars(&[("REMOTE_ADDR", "127.0.0.1"), ("HTTP_X_FORWARDED_FOR", ", ,1.2.3.4, 5.6.7.8"), ("HTTP_X_REAL_IP", "9.9.9.9")]);
         apply(&mut v, &["HTTP_X_FORWARDED_FOR"], None);
         assert_eq!(value(&v, "REMOTE_ADDR").as_deref(), Some("1.2.3.4"));
+        assert_eq!(value(&v, "HTTP_X_FORWARDED_FOR").as_deref(), Some(", ,1.2.3.4, 5.6.7.8"), "left as sent");
         assert_eq!(value(&v, "HTTP_X_REAL_IP"), None, "synonyms of an applied category are removed");
     }
 
@@ -296,6 +301,14 @@ mod tests {
         assert_eq!(value(&v, "wsgi.url_scheme").as_deref(), Some("https"));
         assert_eq!(value(&v, "HTTPS").as_deref(), Some("on"));
         assert_eq!(value(&v, "HTTP_X_HOST").as_deref(), Some("front.example"), "the applied header stays");
+    }
+
+    #[test]
+    fn last_listed_header_present_wins() {
+        let mut v = vars(&[("REMOTE_ADDR", "127.0.0.1"), ("HTTP_X_FORWARDED_FOR", "1.1.1.1"), ("HTTP_X_REAL_IP", "3.3.3.3")]);
+        apply(&mut v, &["HTTP_X_FORWARDED_FOR", "HTTP_X_CLIENT_IP", "HTTP_X_REAL_IP"], None);
+        assert_eq!(value(&v, "REMOTE_ADDR").as_deref(), Some("3.3.3.3"));
+        assert_eq!(value(&v, "HTTP_X_FORWARDED_FOR"), None);
     }
 
     #[test]
