@@ -164,7 +164,14 @@ fn start_python(pchild: Pool, main: Server) {
         interp::create_main(py, &info).map_err(|e| {
             e.print(py);
             format!("cannot set up the WSGI adapter: {e}")
-        })
+        })?;
+        let interpreter = interp::for_group("").expect("just created");
+        for script in import_scripts(main, "") {
+            if let Err(e) = interpreter.preload(py, &script) {
+                interpreter.log_exception(py, e, &script);
+            }
+        }
+        Ok(())
     });
     match ready {
         Ok(()) => {
@@ -179,6 +186,16 @@ fn start_python(pchild: Pool, main: Server) {
     }
 }
 
+/// The `WSGIImportScript`s of `process_group` ("" for Apache's children),
+/// from every server in configuration order.
+pub fn import_scripts(main: Server, process_group: &str) -> Vec<String> {
+    main.with_virtual_hosts()
+        .flat_map(|s| s.config().import_scripts.clone())
+        .filter(|(_, group)| group == process_group)
+        .map(|(script, _)| script)
+        .collect()
+}
+
 /// What the adapter's setup tells Python about this process.
 pub fn process_info(settings: &GlobalSettings, process_group: &str, processes: i32, threads: i32) -> interp::ProcessInfo {
     interp::ProcessInfo {
@@ -191,6 +208,7 @@ pub fn process_info(settings: &GlobalSettings, process_group: &str, processes: i
         threads_per_process: threads.max(1),
         restrict_stdin: settings.restrict_stdin == Some(true),
         restrict_stdout: settings.restrict_stdout == Some(true),
+        restrict_signal: settings.restrict_signal != Some(false),
         python_path: settings.path.clone(),
         switch_interval: settings.switch_interval,
         python_eggs: settings.python_eggs.clone(),

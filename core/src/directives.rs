@@ -183,6 +183,30 @@ pub fn parse_switch_interval(value: &str) -> Result<f64, String> {
     }
 }
 
+/// `WSGIImportScript path process-group=NAME application-group=NAME`: the
+/// script and the process group it is loaded in ("" for Apache's own
+/// children). Both options are required and must be fixed names or
+/// `%{GLOBAL}`, since the script loads before any request.
+pub fn parse_import_script(args: &[&str]) -> Result<(String, String), String> {
+    const D: &str = "WSGIImportScript";
+    let Some((path, options)) = args.split_first() else {
+        return Err(format!("{D} needs a script path, process-group= and application-group="));
+    };
+    let options = parse_alias_options(D, options)?;
+    if options.callable_object.is_some() || options.pass_authorization.is_some() {
+        return Err(format!("{D} takes only the process-group= and application-group= options"));
+    }
+    let fixed = |spec: Option<GroupSpec>, option: &str| match spec {
+        Some(GroupSpec::Global) => Ok(String::new()),
+        Some(GroupSpec::Literal(name)) => Ok(name),
+        Some(_) => Err(format!("{D}: {option}= must be a fixed name or %{{GLOBAL}}, since the script is loaded at process start")),
+        None => Err(format!("{D} needs both process-group= and application-group=")),
+    };
+    let process_group = fixed(options.process_group, "process-group")?;
+    fixed(options.application_group, "application-group")?;
+    Ok((path.to_string(), process_group))
+}
+
 /// `WSGIPythonHome`: `prefix[:exec_prefix]`; only the prefix selects the home.
 pub fn parse_python_home(value: &str) -> Result<String, String> {
     let prefix = value.split(':').next().unwrap_or("");
@@ -266,6 +290,15 @@ mod tests {
         assert_eq!(parse_switch_interval("0.005"), Ok(0.005));
         for bad in ["0", "-1", "abc", "inf", ""] {
             assert!(parse_switch_interval(bad).unwrap_err().contains("WSGISwitchInterval"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn import_scripts() {
+        assert_eq!(parse_import_script(&["/a.wsgi", "process-group=%{GLOBAL}", "application-group=%{GLOBAL}"]), Ok(("/a.wsgi".into(), "".into())));
+        assert_eq!(parse_import_script(&["/a.wsgi", "application-group=x", "process-group=site"]), Ok(("/a.wsgi".into(), "site".into())));
+        for bad in [&["/a.wsgi"][..], &["/a.wsgi", "process-group=x"], &["/a.wsgi", "process-group=%{SERVER}", "application-group=x"], &["/a.wsgi", "process-group=x", "application-group=y", "callable-object=z"], &[]] {
+            assert!(parse_import_script(bad).unwrap_err().contains("WSGIImportScript"), "{bad:?}");
         }
     }
 

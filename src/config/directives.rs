@@ -42,6 +42,8 @@ pub const DIRECTIVES: &[Directive] = &[
     directive!(c"WSGIRestrictProcess", ServerDir, Argv(restrict_process), c"the process groups requests here may be sent to (%{GLOBAL} for embedded)"),
     directive!(c"WSGISocketPrefix", Global, Take1(socket_prefix), c"path prefix (relative to ServerRoot) for daemon sockets"),
     directive!(c"WSGISocketRotation", Global, Flag(|cmd, on| set_global(cmd, |g| g.socket_rotation = Some(on))), c"On|Off: new daemon socket names on each restart"),
+    directive!(c"WSGIImportScript", Server, Argv(import_script), c"script process-group=NAME application-group=NAME: load a script when processes start"),
+    directive!(c"WSGIRestrictSignal", Global, Flag(|cmd, on| set_global(cmd, |g| g.restrict_signal = Some(on))), c"On|Off: refuse signal.signal() in applications"),
     directive!(c"WSGIVerboseDebugging", Global, Flag(ignored), c"no effect; use LogLevel wsgi:debug"),
     directive!(c"WSGICaseSensitivity", Global, Flag(ignored), c"On|Off: accepted, no effect yet"),
     directive!(c"WSGIEnableSendfile", ServerDirFileInfo, Flag(ignored), c"On|Off: accepted; embedded mode always hands files to Apache"),
@@ -113,6 +115,16 @@ fn trusted_proxy_headers(cmd: &mut Cmd, args: &[String]) -> Result {
 fn trusted_proxies(cmd: &mut Cmd, args: &[String]) -> Result {
     let networks = args.iter().map(|a| wsgi_core::proxy::parse_network(a)).collect::<std::result::Result<Vec<_>, _>>()?;
     set_dir(cmd, |d| d.trusted_proxies.get_or_insert_with(Vec::new).extend(networks))
+}
+
+fn import_script(cmd: &mut Cmd, args: &[String]) -> Result {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (script, process_group) = parse::parse_import_script(&args)?;
+    if !process_group.is_empty() && !crate::daemon::group::is_defined(&process_group) {
+        return Err(format!("WSGIImportScript: no WSGIDaemonProcess '{process_group}' is defined before this line"));
+    }
+    cmd.server_config().import_scripts.push((script, process_group));
+    Ok(())
 }
 
 fn daemon_process(cmd: &mut Cmd, args: &[String]) -> Result {

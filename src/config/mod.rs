@@ -43,6 +43,8 @@ pub struct GlobalSettings {
     pub socket_prefix: Option<String>,
     /// `WSGISocketRotation` (default On): socket names change each generation.
     pub socket_rotation: Option<bool>,
+    /// `WSGIRestrictSignal` (default On): `signal.signal` is refused.
+    pub restrict_signal: Option<bool>,
 }
 
 /// Per server or virtual host. Built while parsing, read-only afterwards.
@@ -56,6 +58,8 @@ pub struct ServerConfig {
     pub ignored: Vec<&'static str>,
     /// `WSGIDaemonProcess` groups defined in this server.
     pub daemon_groups: Vec<Arc<crate::daemon::group::DaemonGroup>>,
+    /// `WSGIImportScript`s: script and process group ("" for Apache's children).
+    pub import_scripts: Vec<(String, String)>,
 }
 
 impl ServerConfig {
@@ -66,6 +70,7 @@ impl ServerConfig {
             global: parent.global.clone(),
             ignored: child.ignored.clone(),
             daemon_groups: child.daemon_groups.clone(),
+            import_scripts: child.import_scripts.clone(),
         }
     }
 }

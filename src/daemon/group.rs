@@ -82,6 +82,10 @@ pub fn begin_config() {
     DEFINED.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
+pub fn is_defined(name: &str) -> bool {
+    DEFINED.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|n| n == name)
+}
+
 pub fn claim_name(name: &str) -> Result<(), String> {
     let mut defined = DEFINED.lock().unwrap_or_else(|e| e.into_inner());
     if defined.iter().any(|n| n == name) {

@@ -145,10 +145,11 @@ fn lasting_secret(main: Server, group: &str) -> Result<[u8; SECRET_LEN], String>
     Ok(secret)
 }
 
-/// Scripts named by `WSGIScriptAlias … process-group=NAME application-group=…`
-/// with fixed values are loaded when each daemon of NAME starts.
+/// Scripts loaded when each daemon of `group_name` starts: its
+/// `WSGIImportScript`s, and those named by `WSGIScriptAlias …
+/// process-group=NAME application-group=…` with fixed values.
 fn preload_scripts(main: Server, group_name: &str) -> Vec<String> {
-    let mut scripts = Vec::new();
+    let mut scripts = crate::module_record::import_scripts(main, group_name);
     for server in main.with_virtual_hosts() {
         for alias in &server.config().aliases {
             let named = matches!(&alias.options.process_group, Some(GroupSpec::Literal(n)) if n == group_name);

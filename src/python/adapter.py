@@ -242,6 +242,22 @@ def log_exception(exc, path):
     return 500
 
 
+def _restrict_signals():
+    """Apache owns this process's signals: an application that installs a
+    handler would break its shutdown and restarts. signal.signal() is
+    refused with a logged warning and stack (WSGIRestrictSignal Off allows it)."""
+    import signal
+
+    def refuse(signum, handler):
+        _log('signal.signal(%r, %r) ignored: Apache owns the signals of this '
+             'process (see WSGIRestrictSignal)' % (signum, handler))
+        for line in ''.join(traceback.format_stack()[:-1]).rstrip('\n').split('\n'):
+            _log(line)
+        return signal.getsignal(signum)
+
+    signal.signal = refuse
+
+
 def setup(settings):
     """Prepares this interpreter: streams, sys.path, the mod_wsgi and apache
     modules. Returns the environ entries that are the same for every request."""
@@ -253,6 +269,9 @@ def setup(settings):
         sys.stdout = ErrorLog('<stdout>')
     if settings['restrict_stdin']:
         sys.stdin = Restricted('sys.stdin', 'WSGIRestrictStdin')
+
+    if settings['restrict_signal']:
+        _restrict_signals()
 
     if settings['switch_interval'] is not None:
         sys.setswitchinterval(settings['switch_interval'])

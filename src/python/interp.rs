@@ -24,6 +24,7 @@ pub struct ProcessInfo {
     pub threads_per_process: i32,
     pub restrict_stdin: bool,
     pub restrict_stdout: bool,
+    pub restrict_signal: bool,
     pub python_path: Vec<String>,
     pub switch_interval: Option<f64>,
     pub python_eggs: Option<String>,
@@ -64,6 +65,7 @@ impl Interpreter {
         settings.set_item("threads_per_process", info.threads_per_process)?;
         settings.set_item("restrict_stdin", info.restrict_stdin)?;
         settings.set_item("restrict_stdout", info.restrict_stdout)?;
+        settings.set_item("restrict_signal", info.restrict_signal)?;
         settings.set_item("python_path", PyList::new(py, &info.python_path)?)?;
         settings.set_item("switch_interval", info.switch_interval)?;
         settings.set_item("python_eggs", &info.python_eggs)?;

@@ -1,0 +1,86 @@
+"""WSGIImportScript (preloading at process start, embedded and daemon) and
+WSGIRestrictSignal."""
+import time
+
+import pytest
+
+from harness import Apache
+
+
+@pytest.fixture(scope='module', params=['event', 'prefork'])
+def server(request):
+    cfg = r"""
+StartServers 1
+WSGIImportScript {apps}/import_marker.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}
+WSGIDaemonProcess preload processes=1 threads=2
+WSGIImportScript {apps}/import_marker.wsgi process-group=preload application-group=%{GLOBAL}
+WSGIScriptAlias /embedded {apps}/signals.wsgi
+WSGIScriptAlias /daemon {apps}/signals.wsgi process-group=preload
+"""
+    started = time.time()
+    with Apache(request.param, cfg, name='import') as a:
+        a.started_at = started
+        yield a
+
+
+def check_imported(server, path):
+    r = server.get(path)
+    assert r.status == 200, r.raw[:500]
+    data = r.json()
+    imported = data['imported']
+    assert imported is not None, 'the import script did not run in this process'
+    assert imported['pid'] == data['pid'], (imported, data)
+    assert imported['at'] >= server.started_at
+    return data
+
+
+def test_import_script_runs_in_apache_children(server):
+    check_imported(server, '/embedded')
+
+
+def test_import_script_runs_in_daemon_processes(server):
+    check_imported(server, '/daemon')
+
+
+def test_signal_handlers_are_refused_by_default(server):
+    off = server.log_size()
+    r = server.get('/embedded?signal')
+    assert r.status == 200
+    data = r.json()
+    assert data['installed'] is False
+    assert data['previous_is_handler'] is False
+    log = server.wait_for_log('signal.signal(', off)
+    assert log is not None and 'WSGIRestrictSignal' in log, log
+
+
+def test_signal_handlers_refused_in_daemons_too(server):
+    r = server.get('/daemon?signal')
+    assert r.status == 200
+    assert r.json()['installed'] is False
+
+
+def test_restrict_signal_off_allows_handlers():
+    cfg = r"""
+WSGIRestrictSignal Off
+WSGIScriptAlias /embedded {apps}/signals.wsgi
+"""
+    with Apache('prefork', cfg, name='signals') as a:
+        r = a.get('/embedded?signal')
+        assert r.status == 200
+        assert r.json()['installed'] is True
+
+
+@pytest.mark.parametrize('line', [
+    'WSGIImportScript {apps}/import_marker.wsgi process-group=nowhere application-group=%{GLOBAL}',
+    'WSGIImportScript {apps}/import_marker.wsgi process-group=%{GLOBAL}',
+    'WSGIImportScript {apps}/import_marker.wsgi process-group=%{SERVER} application-group=%{GLOBAL}',
+    'WSGIImportScript',
+])
+def test_bad_import_script_fails_config_test(line):
+    a = Apache('event', line + '\n', name='badimport')
+    try:
+        rc, out = a.config_test()
+    finally:
+        a.cleanup()
+    assert rc != 0, out
+    assert 'WSGIImportScript' in out, out
