@@ -182,7 +182,7 @@ fn start_python(pchild: Pool, main: Server) {
         Err(msg) => log::server(Some(main), Level::Crit, &msg),
     }
     if settings.destroy_interpreter != Some(false) {
-        pchild.on_cleanup(Box::new(init::stop));
+        pchild.on_cleanup(Box::new(|| interp::shut_down("shutdown_signal")));
     }
 }
 

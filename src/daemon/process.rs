@@ -116,7 +116,7 @@ struct Daemon {
 struct State {
     /// Why the process is going away, once it is; `deadline` is when it
     /// stops waiting for requests in progress.
-    draining: Option<(&'static str, Instant)>,
+    draining: Option<(Stop, Instant)>,
     active: usize,
 }
 
@@ -186,7 +186,7 @@ pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettin
         }
     }
     let reason = daemon.wait_until_done();
-    log(server, Level::Info, &format!("daemon process {} for group '{}' stopping ({reason})", std::process::id(), g.name()));
+    log(server, Level::Info, &format!("daemon process {} for group '{}' stopping ({})", std::process::id(), g.name(), reason.describe()));
     daemon.stopping.store(true, Ordering::SeqCst);
     let _ = daemon.wake.write(1);
     let deadline = Instant::now() + Duration::from_secs(1);
@@ -194,7 +194,7 @@ pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettin
         std::thread::sleep(Duration::from_millis(10));
     }
     if workers.iter().all(|w| w.is_finished()) && settings.destroy_interpreter != Some(false) {
-        init::stop();
+        interp::shut_down(reason.event_name());
     }
     os::exit_now(0)
 }
@@ -254,6 +254,49 @@ fn start_python(g: &RuntimeGroup, settings: &GlobalSettings) -> Result<(), Strin
     })
 }
 
+/// Why a daemon process goes away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Signal,
+    Eviction,
+    ScriptReload,
+    MaximumRequests,
+    RestartInterval,
+    InactivityTimeout,
+    RequestTimeout,
+    StartupTimeout,
+}
+
+impl Stop {
+    /// For the error log.
+    fn describe(self) -> &'static str {
+        match self {
+            Stop::Signal => "shutdown signal",
+            Stop::Eviction => "SIGUSR1: graceful restart",
+            Stop::ScriptReload => "script reload",
+            Stop::MaximumRequests => "maximum-requests",
+            Stop::RestartInterval => "restart-interval",
+            Stop::InactivityTimeout => "inactivity-timeout",
+            Stop::RequestTimeout => "request-timeout",
+            Stop::StartupTimeout => "startup-timeout",
+        }
+    }
+
+    /// mod_wsgi's `shutdown_reason` for `process_stopping` subscribers.
+    fn event_name(self) -> &'static str {
+        match self {
+            Stop::Signal => "shutdown_signal",
+            Stop::Eviction => "graceful_signal",
+            Stop::ScriptReload => "script_reload",
+            Stop::MaximumRequests => "maximum_requests",
+            Stop::RestartInterval => "restart_interval",
+            Stop::InactivityTimeout => "inactivity_timeout",
+            Stop::RequestTimeout => "request_timeout",
+            Stop::StartupTimeout => "startup_timeout",
+        }
+    }
+}
+
 fn now_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
@@ -304,7 +347,7 @@ impl Daemon {
 
     /// Stops taking new work; the process exits once requests in progress
     /// finish or `drain` passes, whichever comes first.
-    fn begin_drain(&self, reason: &'static str, drain: Option<Duration>) {
+    fn begin_drain(&self, reason: Stop, drain: Option<Duration>) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.draining.is_none() {
             state.draining = Some((reason, Instant::now() + drain.unwrap_or(Duration::ZERO)));
@@ -317,7 +360,7 @@ impl Daemon {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).draining.is_some()
     }
 
-    fn wait_until_done(&self) -> &'static str {
+    fn wait_until_done(&self) -> Stop {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some((reason, deadline)) = state.draining {
@@ -337,10 +380,10 @@ impl Daemon {
             match signals.wait() {
                 Ok(Signal::SIGUSR1) => {
                     let drain = self.spec().eviction_timeout.or(self.spec().graceful_timeout);
-                    self.begin_drain("SIGUSR1: graceful restart", drain);
+                    self.begin_drain(Stop::Eviction, drain);
                 }
                 // Apache's parent waits 3 s after SIGTERM before SIGKILL.
-                Ok(_) => self.begin_drain("shutdown signal", Some(self.spec().shutdown_timeout.unwrap_or(Duration::from_secs(2)).min(Duration::from_millis(2500)))),
+                Ok(_) => self.begin_drain(Stop::Signal, Some(self.spec().shutdown_timeout.unwrap_or(Duration::from_secs(2)).min(Duration::from_millis(2500)))),
                 Err(_) => return,
             }
         }
@@ -368,7 +411,7 @@ impl Daemon {
                     if let Some(conn) = stuck {
                         log(self.server, Level::Err, &format!("request in daemon process {} of group '{}' ran longer than request-timeout ({}s); restarting the process", std::process::id(), self.group.name(), limit.as_secs()));
                         conn.fail_with(504);
-                        self.begin_drain("request-timeout", spec.graceful_timeout);
+                        self.begin_drain(Stop::RequestTimeout, spec.graceful_timeout);
                     }
                 }
             }
@@ -378,16 +421,16 @@ impl Daemon {
                 os::exit_now(0)
             }
             if spec.restart_interval.is_some_and(|limit| now - self.started > limit) {
-                self.begin_drain("restart-interval", spec.graceful_timeout);
+                self.begin_drain(Stop::RestartInterval, spec.graceful_timeout);
             }
             let failing = *self.load_failing_since.lock().unwrap_or_else(|e| e.into_inner());
             if spec.startup_timeout.zip(failing).is_some_and(|(limit, since)| now - since > limit) {
                 log(self.server, Level::Err, &format!("the WSGI script of group '{}' has not loaded within startup-timeout; restarting daemon process {}", self.group.name(), std::process::id()));
-                self.begin_drain("startup-timeout", None);
+                self.begin_drain(Stop::StartupTimeout, None);
             }
             let idle = self.state.lock().unwrap_or_else(|e| e.into_inner()).active == 0;
             if idle && spec.inactivity_timeout.is_some_and(|limit| now - *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) > limit) {
-                self.begin_drain("inactivity-timeout", None);
+                self.begin_drain(Stop::InactivityTimeout, None);
             }
         }
     }
@@ -551,12 +594,12 @@ impl Daemon {
         }
         let served = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
         if spec.maximum_requests > 0 && served >= spec.maximum_requests {
-            self.begin_drain("maximum-requests", spec.graceful_timeout);
+            self.begin_drain(Stop::MaximumRequests, spec.graceful_timeout);
         }
         if let After::Reload = after {
             log(self.server, Level::Info, &format!("{} changed; restarting daemon process {} of group '{}'", head.script, std::process::id(), self.group.name()));
             let _ = conn.send(&Frame::Restart);
-            self.begin_drain("script reload", spec.graceful_timeout);
+            self.begin_drain(Stop::ScriptReload, spec.graceful_timeout);
             return After::Close;
         }
         if conn.is_broken() {

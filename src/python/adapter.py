@@ -207,7 +207,13 @@ def handle(path, mtime, reloading, callable_name, environ):
         raise CallableNotFound('WSGI script %r does not contain a WSGI application %r '
                                '(see WSGICallableObject)' % (path, callable_name)) from None
     environ['mod_wsgi.application_start'] = time.time()
-    result = application(environ, start_response)
+    if _event_callbacks:
+        return _respond_with_events(application, environ)
+    _respond(application, environ, start_response)
+
+
+def _respond(application, environ, start):
+    result = application(environ, start)
     try:
         if type(result) is list and len(result) == 1:
             # The common single-chunk response: body and end in one go.
@@ -223,6 +229,84 @@ def handle(path, mtime, reloading, callable_name, environ):
         if close is not None:
             close()
         environ['wsgi.errors'].flush()
+
+
+# The mod_wsgi module's event API: callbacks and per-request data.
+_event_callbacks = []
+_shutdown_callbacks = []
+_request = threading.local()
+
+
+def subscribe_events(callback):
+    _event_callbacks.append(callback)
+    return callback
+
+
+def subscribe_shutdown(callback):
+    _shutdown_callbacks.append(callback)
+    return callback
+
+
+def request_data():
+    data = getattr(_request, 'data', None)
+    if data is None:
+        raise RuntimeError('mod_wsgi.request_data() called outside of a request')
+    return data
+
+
+def _publish(callbacks, name, event):
+    """Calls each subscriber as callback(name, **event); a dict returned is
+    merged into the event the later subscribers see. A failing subscriber
+    is logged and skipped."""
+    for callback in list(callbacks):
+        try:
+            result = callback(name, **event)
+        except Exception:
+            _log('Exception in the %r event subscriber %r:' % (name, callback))
+            for line in traceback.format_exc().rstrip('\n').split('\n'):
+                _log(line)
+            continue
+        if isinstance(result, dict):
+            event.update(result)
+    return event
+
+
+def _respond_with_events(application, environ):
+    data = _request.data = {}
+    common = {'request_data': data, 'thread_id': environ.get('mod_wsgi.thread_id'),
+              'server_pid': os.getpid(), 'request_start': environ.get('mod_wsgi.request_start')}
+    outcome = {'status': None}
+    try:
+        started = _publish(_event_callbacks, 'request_started', dict(
+            common, application_object=application, request_environ=environ,
+            application_start=environ['mod_wsgi.application_start']))
+        application = started.get('application_object', application)
+
+        def start(status, headers, exc_info=None):
+            write = start_response(status, headers, exc_info)
+            outcome['status'] = status
+            _publish(_event_callbacks, 'response_started', dict(
+                response_status=status, response_headers=headers,
+                exception_info=exc_info, request_data=data))
+            return write
+
+        try:
+            _respond(application, environ, start)
+        except BaseException:
+            _publish(_event_callbacks, 'request_exception', dict(
+                exception_info=sys.exc_info(), request_data=data))
+            raise
+        finally:
+            finish = time.time()
+            _publish(_event_callbacks, 'request_finished', dict(
+                common, status=outcome['status'], application_finish=finish,
+                application_time=finish - environ['mod_wsgi.application_start']))
+    finally:
+        _request.data = None
+
+
+def process_stopping(reason):
+    _publish(_shutdown_callbacks, 'process_stopping', {'shutdown_reason': reason})
 
 
 def log_exception(exc, path):
@@ -293,6 +377,11 @@ def setup(settings):
     mod_wsgi.maximum_processes = settings['maximum_processes']
     mod_wsgi.threads_per_process = settings['threads_per_process']
     mod_wsgi.FileWrapper = FileWrapper
+    mod_wsgi.subscribe_events = subscribe_events
+    mod_wsgi.subscribe_shutdown = subscribe_shutdown
+    mod_wsgi.request_data = request_data
+    mod_wsgi.event_callbacks = _event_callbacks
+    mod_wsgi.shutdown_callbacks = _shutdown_callbacks
     sys.modules['mod_wsgi'] = mod_wsgi
 
     apache = types.ModuleType('apache')

@@ -33,6 +33,7 @@ pub struct ProcessInfo {
 pub struct Interpreter {
     handle: Py<PyAny>,
     load: Py<PyAny>,
+    process_stopping: Py<PyAny>,
     loaded: Py<PyAny>,
     needs_reload: Py<PyAny>,
     log_exception: Py<PyAny>,
@@ -74,6 +75,7 @@ impl Interpreter {
         Ok(Interpreter {
             handle: module.getattr("handle")?.unbind(),
             load: module.getattr("_load")?.unbind(),
+            process_stopping: module.getattr("process_stopping")?.unbind(),
             loaded: module.getattr("loaded")?.unbind(),
             needs_reload: module.getattr("needs_reload")?.unbind(),
             log_exception: module.getattr("log_exception")?.unbind(),
@@ -107,6 +109,14 @@ impl Interpreter {
         ])?;
         self.handle.bind(py).call1(args)?;
         Ok(())
+    }
+
+    /// Tells `mod_wsgi.subscribe_shutdown` subscribers the process is
+    /// stopping, with mod_wsgi's name for why.
+    pub fn publish_shutdown(&self, py: Python<'_>, reason: &str) {
+        if let Err(e) = self.process_stopping.bind(py).call1((reason,)) {
+            e.print(py);
+        }
     }
 
     /// Loads a script ahead of its first request (daemon preloading).
@@ -147,6 +157,14 @@ pub fn create_main(py: Python<'_>, info: &ProcessInfo) -> PyResult<()> {
     let interp = Interpreter::create(py, info)?;
     let _ = MAIN.set(interp);
     Ok(())
+}
+
+/// Tells every interpreter's shutdown subscribers, then finalises Python.
+pub fn shut_down(reason: &str) {
+    if let Some(main) = MAIN.get() {
+        super::tstate::with_gil(|py| main.publish_shutdown(py, reason));
+    }
+    super::init::stop();
 }
 
 /// The interpreter for an application group. Until sub-interpreters are
