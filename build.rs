@@ -50,7 +50,7 @@ fn main() {
         .clang_args(include_dirs.iter().map(|d| format!("-I{}", d.display())))
         .clang_args(&defines)
         .allowlist_function("ap_.*|apr_.*|mrs_.*")
-        .allowlist_type("request_rec|conn_rec|server_rec|module|command_rec|cmd_parms|unixd_config_rec|ap_.*|apr_.*")
+        .allowlist_type("request_rec|conn_rec|server_rec|module|command_rec|cmd_parms|unixd_config_rec|authn_provider|authz_provider|authn_status|authz_status|ap_.*|apr_.*")
         .allowlist_var("MRS_.*|ap_unixd_config|OPT_.*|GLOBAL_ONLY|NOT_IN_.*|APR_.*|AP_.*|APLOG_.*|OK|DECLINED|DONE|HTTP_.*|RSRC_CONF|ACCESS_CONF|OR_.*|REQUEST_CHUNKED_.*|M_GET|M_POST|SERVER_.*")
         .blocklist_function("apr_.*_debug|ap_log_.*error_?|ap_log_perror_?")
         .default_macro_constant_type(bindgen::MacroTypeVariation::Signed)

@@ -82,10 +82,25 @@ unsafe impl Sync for HookOrder {}
 /// working alongside ours, as with mod_wsgi.
 static AFTER_ALIAS: HookOrder = HookOrder([c"mod_alias.c".as_ptr(), std::ptr::null()]);
 
-unsafe extern "C" fn register_hooks(_pool: *mut sys::apr_pool_t) {
+/// The `wsgi` authentication provider (`AuthBasicProvider wsgi`) and the
+/// `wsgi-group` authorization provider (`Require wsgi-group …`).
+struct AuthProviders(sys::authn_provider, sys::authz_provider);
+// SAFETY: tables of function pointers, never written.
+unsafe impl Sync for AuthProviders {}
+static AUTH_PROVIDERS: AuthProviders = AuthProviders(
+    sys::authn_provider { check_password: Some(check_password), get_realm_hash: None },
+    sys::authz_provider { check_authorization: Some(check_group), parse_require_line: None },
+);
+
+unsafe extern "C" fn register_hooks(pool: *mut sys::apr_pool_t) {
     guard("register_hooks", (), || {
-        // SAFETY: registering static functions and static ordering lists.
+        // SAFETY: registering static functions, providers and ordering lists.
         unsafe {
+            let authn = std::ptr::addr_of!(AUTH_PROVIDERS.0) as *const c_void;
+            let authz = std::ptr::addr_of!(AUTH_PROVIDERS.1) as *const c_void;
+            sys::ap_register_auth_provider(pool, c"authn".as_ptr(), c"wsgi".as_ptr(), c"0".as_ptr(), authn, sys::AP_AUTH_INTERNAL_PER_CONF);
+            sys::ap_register_auth_provider(pool, c"authz".as_ptr(), c"wsgi-group".as_ptr(), c"0".as_ptr(), authz, sys::AP_AUTH_INTERNAL_PER_CONF);
+            sys::ap_hook_access_checker(Some(access_checker), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE);
             sys::ap_hook_translate_name(Some(translate_name), AFTER_ALIAS.0.as_ptr(), std::ptr::null(), sys::APR_HOOK_MIDDLE);
             sys::ap_hook_pre_config(Some(pre_config), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE);
             sys::ap_hook_post_config(Some(post_config), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE);
@@ -218,6 +233,53 @@ pub fn process_info(settings: &GlobalSettings, process_group: &str, processes: i
 unsafe extern "C" fn translate_name(r: *mut sys::request_rec) -> i32 {
     // SAFETY: r is the live request of this hook.
     guard("translate_name", sys::DECLINED, || crate::dispatch::translate_name(unsafe { Request::from_raw(r) }))
+}
+
+unsafe extern "C" fn check_password(r: *mut sys::request_rec, user: *const std::ffi::c_char, password: *const std::ffi::c_char) -> sys::authn_status {
+    use crate::embedded::auth::PasswordCheck;
+    guard("check_password", sys::authn_status_AUTH_GENERAL_ERROR, || {
+        // SAFETY: the live request of this hook and NUL-terminated strings.
+        let (req, user, password) = unsafe { (Request::from_raw(r), crate::ffi::cstr_string(user).unwrap_or_default(), crate::ffi::cstr_string(password).unwrap_or_default()) };
+        match crate::embedded::auth::check_password(req, &user, &password) {
+            PasswordCheck::Granted(canonical) => {
+                if let Some(name) = canonical {
+                    req.set_user(name.as_bytes());
+                }
+                sys::authn_status_AUTH_GRANTED
+            }
+            PasswordCheck::Denied => sys::authn_status_AUTH_DENIED,
+            PasswordCheck::UnknownUser => sys::authn_status_AUTH_USER_NOT_FOUND,
+            PasswordCheck::Error => sys::authn_status_AUTH_GENERAL_ERROR,
+        }
+    })
+}
+
+unsafe extern "C" fn check_group(r: *mut sys::request_rec, require_line: *const std::ffi::c_char, _parsed: *const c_void) -> sys::authz_status {
+    guard("check_group", sys::authz_status_AUTHZ_GENERAL_ERROR, || {
+        // SAFETY: the live request of this hook and a NUL-terminated line.
+        let (req, line) = unsafe { (Request::from_raw(r), crate::ffi::cstr_string(require_line).unwrap_or_default()) };
+        let Some(user) = req.user().map(|u| String::from_utf8_lossy(u).into_owned()) else {
+            return sys::authz_status_AUTHZ_DENIED_NO_USER;
+        };
+        match crate::embedded::auth::groups_for_user(req, &user) {
+            None => sys::authz_status_AUTHZ_GENERAL_ERROR,
+            Some(groups) if line.split_whitespace().any(|g| groups.iter().any(|have| have == g)) => sys::authz_status_AUTHZ_GRANTED,
+            Some(_) => sys::authz_status_AUTHZ_DENIED,
+        }
+    })
+}
+
+unsafe extern "C" fn access_checker(r: *mut sys::request_rec) -> i32 {
+    guard("access_checker", sys::HTTP_INTERNAL_SERVER_ERROR, || {
+        // SAFETY: the live request of this hook.
+        let req = unsafe { Request::from_raw(r) };
+        let host = String::from_utf8_lossy(req.client_ip()).into_owned();
+        match crate::embedded::auth::allow_access(req, &host) {
+            Some(true) => sys::OK,
+            Some(false) => sys::HTTP_FORBIDDEN,
+            None => sys::DECLINED,
+        }
+    })
 }
 
 unsafe extern "C" fn handler(r: *mut sys::request_rec) -> i32 {

@@ -207,6 +207,19 @@ pub fn parse_import_script(args: &[&str]) -> Result<(String, String), String> {
     Ok((path.to_string(), process_group))
 }
 
+/// `WSGIAuthUserScript`, `WSGIAuthGroupScript`, `WSGIAccessScript`:
+/// `path [application-group=NAME]`.
+pub fn parse_auth_script(directive: &str, args: &[&str]) -> Result<(String, Option<GroupSpec>), String> {
+    let Some((path, options)) = args.split_first() else {
+        return Err(format!("{directive} needs the path of a script"));
+    };
+    let options = parse_alias_options(directive, options)?;
+    if options.process_group.is_some() || options.callable_object.is_some() || options.pass_authorization.is_some() {
+        return Err(format!("{directive} takes only the application-group= option"));
+    }
+    Ok((path.to_string(), options.application_group))
+}
+
 /// `WSGIPythonHome`: `prefix[:exec_prefix]`; only the prefix selects the home.
 pub fn parse_python_home(value: &str) -> Result<String, String> {
     let prefix = value.split(':').next().unwrap_or("");
@@ -300,6 +313,14 @@ mod tests {
         for bad in [&["/a.wsgi"][..], &["/a.wsgi", "process-group=x"], &["/a.wsgi", "process-group=%{SERVER}", "application-group=x"], &["/a.wsgi", "process-group=x", "application-group=y", "callable-object=z"], &[]] {
             assert!(parse_import_script(bad).unwrap_err().contains("WSGIImportScript"), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn auth_scripts() {
+        assert_eq!(parse_auth_script("WSGIAuthUserScript", &["/a.wsgi"]), Ok(("/a.wsgi".into(), None)));
+        assert_eq!(parse_auth_script("WSGIAccessScript", &["/a.wsgi", "application-group=%{GLOBAL}"]), Ok(("/a.wsgi".into(), Some(GroupSpec::Global))));
+        assert!(parse_auth_script("WSGIAuthGroupScript", &["/a.wsgi", "process-group=x"]).unwrap_err().contains("WSGIAuthGroupScript"));
+        assert!(parse_auth_script("WSGIAuthUserScript", &[]).unwrap_err().contains("WSGIAuthUserScript"));
     }
 
     #[test]

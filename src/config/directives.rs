@@ -37,6 +37,9 @@ pub const DIRECTIVES: &[Directive] = &[
     directive!(c"WSGISwitchInterval", Global, Take1(switch_interval), c"seconds (> 0): Python's thread switch interval"),
     directive!(c"WSGITrustedProxyHeaders", ServerDirFileInfo, Argv(trusted_proxy_headers), c"proxy headers (X-Forwarded-For, X-Forwarded-Proto, ...) to honour"),
     directive!(c"WSGITrustedProxies", ServerDirFileInfo, Argv(trusted_proxies), c"addresses or networks of the proxies whose headers are honoured"),
+    directive!(c"WSGIAuthUserScript", DirAuthConfig, Argv(|cmd, a| auth_script(cmd, a, |d, s| d.auth_user_script = Some(s))), c"script [application-group=NAME]: check_password() for AuthBasicProvider wsgi"),
+    directive!(c"WSGIAuthGroupScript", DirAuthConfig, Argv(|cmd, a| auth_script(cmd, a, |d, s| d.auth_group_script = Some(s))), c"script [application-group=NAME]: groups_for_user() for Require wsgi-group"),
+    directive!(c"WSGIAccessScript", DirAuthConfig, Argv(|cmd, a| auth_script(cmd, a, |d, s| d.access_script = Some(s))), c"script [application-group=NAME]: allow_access() for each request"),
     directive!(c"WSGIDaemonProcess", Server, Argv(daemon_process), c"name [option=value ...]: define a daemon process group"),
     directive!(c"WSGIProcessGroup", ServerDir, Take1(process_group), c"a WSGIDaemonProcess name, %{GLOBAL} (embedded) or %{ENV:var}"),
     directive!(c"WSGIRestrictProcess", ServerDir, Argv(restrict_process), c"the process groups requests here may be sent to (%{GLOBAL} for embedded)"),
@@ -115,6 +118,12 @@ fn trusted_proxy_headers(cmd: &mut Cmd, args: &[String]) -> Result {
 fn trusted_proxies(cmd: &mut Cmd, args: &[String]) -> Result {
     let networks = args.iter().map(|a| wsgi_core::proxy::parse_network(a)).collect::<std::result::Result<Vec<_>, _>>()?;
     set_dir(cmd, |d| d.trusted_proxies.get_or_insert_with(Vec::new).extend(networks))
+}
+
+fn auth_script(cmd: &mut Cmd, args: &[String], store: fn(&mut super::DirConfig, (String, Option<parse::GroupSpec>))) -> Result {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let script = parse::parse_auth_script(cmd.name(), &args)?;
+    set_dir(cmd, |d| store(d, script))
 }
 
 fn import_script(cmd: &mut Cmd, args: &[String]) -> Result {

@@ -91,6 +91,11 @@ pub struct DirConfig {
     pub trusted_proxy_headers: Option<Vec<&'static str>>,
     /// `WSGITrustedProxies`; unset means any peer may send them.
     pub trusted_proxies: Option<Vec<Network>>,
+    /// `WSGIAuthUserScript`, `WSGIAuthGroupScript`, `WSGIAccessScript`:
+    /// a script and the application group it runs in.
+    pub auth_user_script: Option<(String, Option<GroupSpec>)>,
+    pub auth_group_script: Option<(String, Option<GroupSpec>)>,
+    pub access_script: Option<(String, Option<GroupSpec>)>,
     /// Daemon mode only: Apache's ErrorDocument replaces app error bodies.
     pub error_override: Option<bool>,
 }
@@ -112,6 +117,9 @@ impl DirConfig {
             map_head_to_get: pick(&child.map_head_to_get, &parent.map_head_to_get),
             trusted_proxy_headers: pick(&child.trusted_proxy_headers, &parent.trusted_proxy_headers),
             trusted_proxies: pick(&child.trusted_proxies, &parent.trusted_proxies),
+            auth_user_script: pick(&child.auth_user_script, &parent.auth_user_script),
+            auth_group_script: pick(&child.auth_group_script, &parent.auth_group_script),
+            access_script: pick(&child.access_script, &parent.access_script),
             error_override: pick(&child.error_override, &parent.error_override),
         }
     }

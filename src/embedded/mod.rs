@@ -1,6 +1,7 @@
 //! Embedded mode: the WSGI application runs inside Apache's own child
 //! processes. `environ` gathers what the app sees (in either mode) and
 //! `transport` carries the response through Apache's filters.
+pub mod auth;
 pub mod environ;
 pub mod transport;
 

@@ -29,6 +29,8 @@ pub enum Context {
     ServerDir,
     /// Also .htaccess under `AllowOverride FileInfo`.
     ServerDirFileInfo,
+    /// Directory sections and .htaccess under `AllowOverride AuthConfig`.
+    DirAuthConfig,
 }
 
 pub struct Directive {
@@ -58,6 +60,7 @@ pub const fn command_table<const N: usize>(directives: &[Directive]) -> [sys::co
             Context::Global | Context::Server => sys::RSRC_CONF,
             Context::ServerDir => sys::RSRC_CONF | sys::ACCESS_CONF,
             Context::ServerDirFileInfo => sys::RSRC_CONF | sys::ACCESS_CONF | sys::OR_FILEINFO,
+            Context::DirAuthConfig => sys::OR_AUTHCFG,
         };
         table[index] = sys::command_rec {
             name: d.name.as_ptr(),

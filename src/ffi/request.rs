@@ -99,6 +99,11 @@ impl Request {
     pub fn user(&self) -> Option<&[u8]> {
         self.opt_bytes(self.r().user)
     }
+    /// Replaces the authenticated user's name (an auth script's canonical name).
+    pub fn set_user(&self, user: &[u8]) {
+        // SAFETY: copied into r->pool, which outlives the request.
+        unsafe { (*self.raw).user = self.pool().strdup(user) as *mut c_char }
+    }
     pub fn auth_type(&self) -> Option<&[u8]> {
         self.opt_bytes(self.r().ap_auth_type)
     }

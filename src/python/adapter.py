@@ -186,6 +186,17 @@ def _load(path, mtime, reloading):
         return module
 
 
+def call_script(path, mtime, name, args):
+    """Calls function `name` of an auth or access script (reloaded when it
+    changes), for WSGIAuthUserScript, WSGIAuthGroupScript, WSGIAccessScript."""
+    module = _load(path, mtime, True)
+    try:
+        function = getattr(module, name)
+    except AttributeError:
+        raise LookupError('script %r does not define %s()' % (path, name)) from None
+    return function(*args)
+
+
 def loaded(path):
     return path in _scripts
 

@@ -33,6 +33,7 @@ pub struct ProcessInfo {
 pub struct Interpreter {
     handle: Py<PyAny>,
     load: Py<PyAny>,
+    call_script: Py<PyAny>,
     process_stopping: Py<PyAny>,
     loaded: Py<PyAny>,
     needs_reload: Py<PyAny>,
@@ -75,6 +76,7 @@ impl Interpreter {
         Ok(Interpreter {
             handle: module.getattr("handle")?.unbind(),
             load: module.getattr("_load")?.unbind(),
+            call_script: module.getattr("call_script")?.unbind(),
             process_stopping: module.getattr("process_stopping")?.unbind(),
             loaded: module.getattr("loaded")?.unbind(),
             needs_reload: module.getattr("needs_reload")?.unbind(),
@@ -119,10 +121,14 @@ impl Interpreter {
         }
     }
 
+    /// Calls `function(*args)` from an auth or access script.
+    pub fn call_script<'py>(&self, py: Python<'py>, script: &str, function: &str, args: Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+        self.call_script.bind(py).call1((script, file_mtime(script), function, args))
+    }
+
     /// Loads a script ahead of its first request (daemon preloading).
     pub fn preload(&self, py: Python<'_>, script: &str) -> PyResult<()> {
-        let mtime = std::fs::metadata(script).ok().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_micros() as i64);
-        self.load.bind(py).call1((script, mtime, false))?;
+        self.load.bind(py).call1((script, file_mtime(script), false))?;
         Ok(())
     }
 
@@ -150,6 +156,15 @@ impl Interpreter {
             }
         }
     }
+}
+
+/// A file's modification time in µs, as Apache reports it for scripts.
+fn file_mtime(path: &str) -> i64 {
+    std::fs::metadata(path)
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// Sets up the main interpreter; called once per child after Python starts.

@@ -1,0 +1,97 @@
+//! `WSGIAuthUserScript`, `WSGIAuthGroupScript` and `WSGIAccessScript`: Apache
+//! asks a Python script whether a user's password is right, which groups a
+//! user is in, or whether a client may have access. They always run in the
+//! Apache child's own Python (never in a daemon), as in mod_wsgi.
+use pyo3::prelude::*;
+use pyo3::types::{PyString, PyTuple};
+use wsgi_core::directives::GroupSpec;
+
+use super::environ::{self, RequestFacts};
+use crate::ffi::log::{self, Level};
+use crate::ffi::request::Request;
+use crate::python::{init, interp, tstate};
+
+/// What a password check concluded.
+pub enum PasswordCheck {
+    Granted(Option<String>),
+    Denied,
+    UnknownUser,
+    Error,
+}
+
+/// Calls `function(environ, *args)` from the script configured for the
+/// request, turning any failure into a logged `None`.
+fn call<R>(req: Request, script: &(String, Option<GroupSpec>), function: &str, args: &[&str], convert: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<R>) -> Option<R> {
+    // Every application group runs in the main interpreter for now.
+    let (path, _group) = script;
+    if !init::is_running() {
+        log::request(&req, Level::Err, &format!("{path}: Python is not running in Apache's children (WSGIRestrictEmbedded On?), so {function}() cannot be called"));
+        return None;
+    }
+    let interpreter = interp::for_group("")?;
+    let uri = String::from_utf8_lossy(req.uri()).into_owned();
+    let facts = RequestFacts {
+        script_name: &uri,
+        path_info: "",
+        method: req.method(),
+        application_group: "",
+        process_group: "",
+        callable_object: function,
+        pass_authorization: false,
+    };
+    let vars = environ::collect(&req, &facts);
+    tstate::with_gil(|py| {
+        let outcome = interpreter.environ(py, &vars, req.request_time(), 0).and_then(|env| {
+            let mut call_args: Vec<Bound<'_, PyAny>> = vec![env.into_any()];
+            call_args.extend(args.iter().map(|a| PyString::new(py, a).into_any()));
+            let result = interpreter.call_script(py, path, function, PyTuple::new(py, call_args)?)?;
+            convert(&result)
+        });
+        match outcome {
+            Ok(value) => Some(value),
+            Err(err) => {
+                interpreter.log_exception(py, err, path);
+                None
+            }
+        }
+    })
+}
+
+pub fn check_password(req: Request, user: &str, password: &str) -> PasswordCheck {
+    let Some(script) = req.dir_config().auth_user_script.clone() else {
+        log::request(&req, Level::Err, "AuthBasicProvider wsgi needs a WSGIAuthUserScript here");
+        return PasswordCheck::Error;
+    };
+    call(req, &script, "check_password", &[user, password], |result| {
+        Ok(if result.is_none() {
+            PasswordCheck::UnknownUser
+        } else if let Ok(name) = result.extract::<String>() {
+            PasswordCheck::Granted(Some(name).filter(|n| !n.is_empty()))
+        } else if result.is_truthy()? {
+            PasswordCheck::Granted(None)
+        } else {
+            PasswordCheck::Denied
+        })
+    })
+    .unwrap_or(PasswordCheck::Error)
+}
+
+/// The user's groups, or `None` when the script failed.
+pub fn groups_for_user(req: Request, user: &str) -> Option<Vec<String>> {
+    let Some(script) = req.dir_config().auth_group_script.clone() else {
+        log::request(&req, Level::Err, "Require wsgi-group needs a WSGIAuthGroupScript here");
+        return None;
+    };
+    call(req, &script, "groups_for_user", &[user], |result| {
+        if result.is_none() {
+            return Ok(Vec::new());
+        }
+        result.try_iter()?.map(|g| g?.extract::<String>()).collect()
+    })
+}
+
+/// `Some(true)`: allowed; `Some(false)`: 403; `None`: no opinion (or no script).
+pub fn allow_access(req: Request, host: &str) -> Option<bool> {
+    let script = req.dir_config().access_script.clone()?;
+    call(req, &script, "allow_access", &[host], |result| if result.is_none() { Ok(None) } else { result.is_truthy().map(Some) }).unwrap_or(Some(false))
+}

@@ -1,0 +1,88 @@
+"""WSGIAuthUserScript (AuthBasicProvider wsgi), WSGIAuthGroupScript
+(Require wsgi-group) and WSGIAccessScript, run in Apache's children."""
+import base64
+
+import pytest
+
+from harness import Apache
+
+CONFIG = r"""
+WSGIScriptAlias /private {apps}/environ.wsgi
+WSGIScriptAlias /staff {apps}/environ.wsgi
+WSGIScriptAlias /guarded {apps}/environ.wsgi
+<Location /private>
+    AuthType Basic
+    AuthName "private"
+    AuthBasicProvider wsgi
+    WSGIAuthUserScript {apps}/auth.wsgi
+    Require valid-user
+</Location>
+<Location /staff>
+    AuthType Basic
+    AuthName "staff"
+    AuthBasicProvider wsgi
+    WSGIAuthUserScript {apps}/auth.wsgi
+    WSGIAuthGroupScript {apps}/auth.wsgi
+    Require wsgi-group admins
+</Location>
+<Location /guarded>
+    WSGIAccessScript {apps}/auth.wsgi
+</Location>
+"""
+
+
+@pytest.fixture(scope='module', params=['event', 'prefork'])
+def server(request):
+    with Apache(request.param, CONFIG, name='auth', modules=['auth_basic', 'authn_core', 'authz_user']) as a:
+        yield a
+
+
+def basic(user, password):
+    return {'Authorization': 'Basic ' + base64.b64encode(('%s:%s' % (user, password)).encode()).decode()}
+
+
+def test_valid_password_is_granted_and_user_reaches_the_app(server):
+    r = server.get('/private', headers=basic('alice', 'wonderland'))
+    assert r.status == 200, r.raw[:300]
+    assert r.json()['environ']['REMOTE_USER'] == 'alice'
+    assert r.json()['environ']['AUTH_TYPE'] == 'Basic'
+
+
+@pytest.mark.parametrize('user,password', [('alice', 'wrong'), ('nobody', 'x'), ('carol', 'wrong')])
+def test_wrong_password_or_unknown_user_is_401(server, user, password):
+    assert server.get('/private', headers=basic(user, password)).status == 401
+
+
+def test_no_credentials_is_401(server):
+    assert server.get('/private').status == 401
+
+
+def test_a_returned_name_becomes_the_user(server):
+    r = server.get('/private', headers=basic('carol', 'secret'))
+    assert r.status == 200
+    assert r.json()['environ']['REMOTE_USER'] == 'Carol'
+
+
+def test_group_membership(server):
+    assert server.get('/staff', headers=basic('alice', 'wonderland')).status == 200
+    assert server.get('/staff', headers=basic('bob', 'builder')).status == 401
+
+
+def test_access_script(server):
+    assert server.get('/guarded').status == 200
+    assert server.get('/guarded', headers={'X-Block': 'yes'}).status == 403
+
+
+def test_failing_access_script_denies_and_logs(server):
+    off = server.log_size()
+    assert server.get('/guarded', headers={'X-Block': 'error'}).status == 403
+    assert server.wait_for_log('access script failed on purpose', off) is not None
+
+
+def test_auth_script_outside_a_directory_section_is_refused():
+    a = Apache('event', 'WSGIAuthUserScript {apps}/auth.wsgi\n', name='authcfg')
+    try:
+        rc, out = a.config_test()
+    finally:
+        a.cleanup()
+    assert rc != 0 and 'WSGIAuthUserScript' in out, out
