@@ -88,7 +88,7 @@ struct AuthProviders(sys::authn_provider, sys::authz_provider);
 // SAFETY: tables of function pointers, never written.
 unsafe impl Sync for AuthProviders {}
 static AUTH_PROVIDERS: AuthProviders = AuthProviders(
-    sys::authn_provider { check_password: Some(check_password), get_realm_hash: None },
+    sys::authn_provider { check_password: Some(check_password), get_realm_hash: Some(get_realm_hash) },
     sys::authz_provider { check_authorization: Some(check_group), parse_require_line: None },
 );
 
@@ -250,6 +250,23 @@ unsafe extern "C" fn check_password(r: *mut sys::request_rec, user: *const std::
             PasswordCheck::Denied => sys::authn_status_AUTH_DENIED,
             PasswordCheck::UnknownUser => sys::authn_status_AUTH_USER_NOT_FOUND,
             PasswordCheck::Error => sys::authn_status_AUTH_GENERAL_ERROR,
+        }
+    })
+}
+
+unsafe extern "C" fn get_realm_hash(r: *mut sys::request_rec, user: *const std::ffi::c_char, realm: *const std::ffi::c_char, rethash: *mut *mut std::ffi::c_char) -> sys::authn_status {
+    use crate::embedded::auth::RealmHash;
+    guard("get_realm_hash", sys::authn_status_AUTH_GENERAL_ERROR, || {
+        // SAFETY: the live request of this hook and NUL-terminated strings.
+        let (req, user, realm) = unsafe { (Request::from_raw(r), crate::ffi::cstr_string(user).unwrap_or_default(), crate::ffi::cstr_string(realm).unwrap_or_default()) };
+        match crate::embedded::auth::get_realm_hash(req, &user, &realm) {
+            RealmHash::Found(hash) => {
+                // SAFETY: mod_auth_digest reads the hash from r->pool memory.
+                unsafe { *rethash = req.pool().strdup(hash.as_bytes()) as *mut std::ffi::c_char };
+                sys::authn_status_AUTH_USER_FOUND
+            }
+            RealmHash::UnknownUser => sys::authn_status_AUTH_USER_NOT_FOUND,
+            RealmHash::Error => sys::authn_status_AUTH_GENERAL_ERROR,
         }
     })
 }

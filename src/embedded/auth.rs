@@ -76,6 +76,24 @@ pub fn check_password(req: Request, user: &str, password: &str) -> PasswordCheck
     .unwrap_or(PasswordCheck::Error)
 }
 
+/// What a Digest lookup concluded: the hex MD5 of `user:realm:password`.
+pub enum RealmHash {
+    Found(String),
+    UnknownUser,
+    Error,
+}
+
+pub fn get_realm_hash(req: Request, user: &str, realm: &str) -> RealmHash {
+    let Some(script) = req.dir_config().auth_user_script.clone() else {
+        log::request(&req, Level::Err, "AuthDigestProvider wsgi needs a WSGIAuthUserScript here");
+        return RealmHash::Error;
+    };
+    call(req, &script, "get_realm_hash", &[user, realm], |result| {
+        Ok(if result.is_none() { RealmHash::UnknownUser } else { RealmHash::Found(result.extract::<String>()?) })
+    })
+    .unwrap_or(RealmHash::Error)
+}
+
 /// The user's groups, or `None` when the script failed.
 pub fn groups_for_user(req: Request, user: &str) -> Option<Vec<String>> {
     let Some(script) = req.dir_config().auth_group_script.clone() else {

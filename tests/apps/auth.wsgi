@@ -21,3 +21,10 @@ def allow_access(environ, host):
     if environ.get('HTTP_X_BLOCK') == 'error':
         raise RuntimeError('access script failed on purpose')
     return True
+
+
+def get_realm_hash(environ, user, realm):
+    import hashlib
+    if user not in USERS:
+        return None
+    return hashlib.md5(('%s:%s:%s' % (user, realm, USERS[user])).encode()).hexdigest()

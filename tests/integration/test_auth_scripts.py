@@ -10,6 +10,14 @@ CONFIG = r"""
 WSGIScriptAlias /private {apps}/environ.wsgi
 WSGIScriptAlias /staff {apps}/environ.wsgi
 WSGIScriptAlias /guarded {apps}/environ.wsgi
+WSGIScriptAlias /digest {apps}/environ.wsgi
+<Location /digest>
+    AuthType Digest
+    AuthName "digest realm"
+    AuthDigestProvider wsgi
+    WSGIAuthUserScript {apps}/auth.wsgi
+    Require valid-user
+</Location>
 <Location /private>
     AuthType Basic
     AuthName "private"
@@ -33,7 +41,7 @@ WSGIScriptAlias /guarded {apps}/environ.wsgi
 
 @pytest.fixture(scope='module', params=['event', 'prefork'])
 def server(request):
-    with Apache(request.param, CONFIG, name='auth', modules=['auth_basic', 'authn_core', 'authz_user']) as a:
+    with Apache(request.param, CONFIG, name='auth', modules=['auth_basic', 'auth_digest', 'authn_core', 'authz_user']) as a:
         yield a
 
 
@@ -77,6 +85,29 @@ def test_failing_access_script_denies_and_logs(server):
     off = server.log_size()
     assert server.get('/guarded', headers={'X-Block': 'error'}).status == 403
     assert server.wait_for_log('access script failed on purpose', off) is not None
+
+
+def digest_get(server, user, password):
+    import urllib.error
+    import urllib.request
+    url = 'http://127.0.0.1:%d/digest' % server.port
+    handler = urllib.request.HTTPDigestAuthHandler()
+    handler.add_password('digest realm', url, user, password)
+    try:
+        with urllib.request.build_opener(handler).open(url, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, b''
+
+
+def test_digest_uses_get_realm_hash(server):
+    import json
+    status, body = digest_get(server, 'alice', 'wonderland')
+    assert status == 200
+    assert json.loads(body)['environ']['REMOTE_USER'] == 'alice'
+    assert json.loads(body)['environ']['AUTH_TYPE'] == 'Digest'
+    assert digest_get(server, 'alice', 'wrong')[0] == 401
+    assert digest_get(server, 'nobody', 'x')[0] == 401
 
 
 def test_auth_script_outside_a_directory_section_is_refused():
