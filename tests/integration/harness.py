@@ -269,6 +269,20 @@ def connect(port, use_ssl=False, timeout=15.0):
     return sock
 
 
+def probe_timings(server, path='/env', attempts=3, timeout=5):
+    """(ok, seconds) for a few plain GETs: shows whether the server still
+    answers while another request is stuck on a slow client."""
+    timings = []
+    for _ in range(attempts):
+        t0 = time.time()
+        try:
+            ok = server.get(path, timeout=timeout).status == 200
+        except OSError:
+            ok = False
+        timings.append((ok, time.time() - t0))
+    return timings
+
+
 def recv_all(sock, limit=None):
     chunks = []
     total = 0

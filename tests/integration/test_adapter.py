@@ -354,15 +354,7 @@ def test_blocked_response_write_does_not_stall_other_requests(adapter_server, to
         sock.sendall(harness.build_request(
             'GET', '/stream?chunks=2000&size=65536&token=' + token, port=s.port))
         time.sleep(1.0)          # let the server fill the socket buffers
-        timings = []
-        for _ in range(3):
-            t0 = time.time()
-            try:
-                r = s.get('/env', timeout=5)
-                ok = r.status == 200
-            except OSError:
-                ok = False
-            timings.append((ok, time.time() - t0))
+        timings = harness.probe_timings(s)
         assert all(ok and dt < 3 for ok, dt in timings), timings
     finally:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\x01\x00\x00\x00\x00\x00\x00\x00')
