@@ -127,12 +127,12 @@ pub fn handle(req: Request) -> i32 {
         return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, &format!("WSGI daemon process group '{process_group}' is defined in another virtual host and cannot be used here; cannot run {script}"));
     }
     let head = RequestHead {
-        script: script.clone(),
+        script,
         script_mtime: mtime,
         callable: cfg.callable_object.clone(),
         reloading: cfg.script_reloading,
         application_group: group,
-        request_start_us: (req.request_time() * 1e6) as i64,
+        request_start_us: req.request_time_us(),
         environ: vars.into_iter().map(|(k, v)| (k.into_owned(), v.into_owned())).collect(),
     };
     let settings = client::Settings { error_override: cfg.error_override, apache_timeout: crate::ffi::server::request_timeout(req.server()) };

@@ -116,9 +116,13 @@ impl Request {
     pub fn header_only(&self) -> bool {
         self.r().header_only != 0
     }
-    /// When Apache received the request, in seconds since the epoch.
+    /// When Apache received the request, in µs since the epoch.
+    pub fn request_time_us(&self) -> i64 {
+        self.r().request_time
+    }
+    /// The same, in seconds (as the environ reports it).
     pub fn request_time(&self) -> f64 {
-        self.r().request_time as f64 / 1e6
+        self.request_time_us() as f64 / 1e6
     }
     /// `AcceptPathInfo Off` for this request.
     pub fn rejects_path_info(&self) -> bool {
