@@ -3,6 +3,7 @@
 Everything here builds on harness.Apache and only reads /proc or talks to
 the instance; nothing is mocked.
 """
+import contextlib
 import ctypes
 import glob
 import http.client
@@ -121,6 +122,16 @@ def wait_daemons(apache, group, count, timeout=15.0, exclude=()):
                   % (count, group, list(exclude), daemon_pids(apache, group),
                      apache.error_log()[-4000:]))
     return pids
+
+
+@contextlib.contextmanager
+def running(config, name, groups, mpm='event', **kw):
+    """An Apache with ``config`` whose daemon groups (``{group: processes}``)
+    are all up; stopped on exit."""
+    with Apache(mpm, config, name=name, **kw) as a:
+        for group, count in groups.items():
+            wait_daemons(a, group, count)
+        yield a
 
 
 def processes_using(root):

@@ -51,9 +51,7 @@ WSGIScriptAlias /embedded {apps}/daemon/info.wsgi
 
 @pytest.fixture(scope='module')
 def server():
-    with Apache('event', CONFIG, name='dconf') as a:
-        for g in ('allowed', 'other', 'agroup'):
-            du.wait_daemons(a, g, 1)
+    with du.running(CONFIG, 'dconf', {'allowed': 1, 'other': 1, 'agroup': 1}) as a:
         yield a
 
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from harness import Apache, WWW_UID
+from harness import WWW_UID
 import daemon_util as du
 
 CONFIG = r"""
@@ -46,9 +46,7 @@ DIFFERENT = {
 
 @pytest.fixture(scope='module')
 def server():
-    with Apache('event', CONFIG, name='denv', modules=['setenvif']) as a:
-        du.wait_daemons(a, 'par', 2)
-        du.wait_daemons(a, 'vlog', 1)
+    with du.running(CONFIG, 'denv', {'par': 2, 'vlog': 1}, modules=['setenvif']) as a:
         yield a
 
 

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from harness import Apache, Response
+from harness import Response
 import daemon_util as du
 
 CONFIG = r"""
@@ -30,9 +30,7 @@ MB = 1024 * 1024
 
 @pytest.fixture(scope='module')
 def server():
-    with Apache('event', CONFIG, name='dio') as a:
-        du.wait_daemons(a, 'io', 1)
-        du.wait_daemons(a, 'bighdr', 1)
+    with du.running(CONFIG, 'dio', {'io': 1, 'bighdr': 1}) as a:
         yield a
 
 

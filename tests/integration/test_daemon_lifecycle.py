@@ -21,9 +21,7 @@ WSGIScriptAlias /usr1 {apps}/daemon/info.wsgi process-group=usr1
 
 @pytest.fixture(scope='module')
 def server():
-    with Apache('event', CONFIG, name='dlife') as a:
-        du.wait_daemons(a, 'life', 2)
-        du.wait_daemons(a, 'usr1', 1)
+    with du.running(CONFIG, 'dlife', {'life': 2, 'usr1': 1}) as a:
         yield a
 
 

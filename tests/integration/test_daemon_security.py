@@ -25,9 +25,7 @@ WSGIScriptAlias /marker2 {apps}/daemon/marker.wsgi process-group=sec2
 
 @pytest.fixture(scope='module')
 def server():
-    with Apache('event', CONFIG, name='dsec') as a:
-        du.wait_daemons(a, 'sec', 1)
-        du.wait_daemons(a, 'sec2', 1)
+    with du.running(CONFIG, 'dsec', {'sec': 1, 'sec2': 1}) as a:
         yield a
 
 

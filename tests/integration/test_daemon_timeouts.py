@@ -5,7 +5,6 @@ import time
 
 import pytest
 
-from harness import Apache
 import daemon_util as du
 
 CONFIG = r"""
@@ -20,9 +19,7 @@ WSGIScriptAlias /queue {apps}/daemon/info.wsgi process-group=queue
 
 @pytest.fixture(scope='module')
 def server():
-    with Apache('event', CONFIG, name='dtimeout') as a:
-        for g in ('hang', 'sockto', 'queue'):
-            du.wait_daemons(a, g, 1)
+    with du.running(CONFIG, 'dtimeout', {'hang': 1, 'sockto': 1, 'queue': 1}) as a:
         yield a
 
 
