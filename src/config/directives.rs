@@ -140,13 +140,13 @@ fn daemon_process(cmd: &mut Cmd, args: &[String]) -> Result {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let spec = wsgi_core::daemon_options::parse_daemon_process(&args)?;
     if let Some(user) = &spec.user {
-        crate::daemon::process::lookup_user(user).map_err(|e| format!("WSGIDaemonProcess {}: {e}", spec.name))?;
+        crate::daemon::identity::lookup_user(user).map_err(|e| format!("WSGIDaemonProcess {}: {e}", spec.name))?;
     }
     if let Some(group) = &spec.group {
-        crate::daemon::process::lookup_group(group).map_err(|e| format!("WSGIDaemonProcess {}: {e}", spec.name))?;
+        crate::daemon::identity::lookup_group(group).map_err(|e| format!("WSGIDaemonProcess {}: {e}", spec.name))?;
     }
     for group in &spec.supplementary_groups {
-        crate::daemon::process::lookup_group(group).map_err(|e| format!("WSGIDaemonProcess {}: {e}", spec.name))?;
+        crate::daemon::identity::lookup_group(group).map_err(|e| format!("WSGIDaemonProcess {}: {e}", spec.name))?;
     }
     crate::daemon::group::claim_name(&spec.name)?;
     let server = cmd.server();

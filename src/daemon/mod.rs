@@ -4,11 +4,19 @@
 //!
 //! - `group`: group definitions and the per-generation registry.
 //! - `supervisor`: the parent's side: sockets, forking, respawning.
-//! - `process`: a daemon process: identity, Python, its worker threads.
+//! - `process`: a daemon process's start-up and exit.
+//! - `identity`: the user, groups and process settings a daemon takes on.
+//! - `lifecycle`: signals, recycling limits, timeouts and draining.
+//! - `workers`: the worker threads, accepting and serving connections.
+//! - `conn`: one connection from an Apache child, daemon side.
 //! - `transport`: a request's response and body inside a daemon.
 //! - `client`: the Apache child's side: pooled connections, proxying.
 pub mod client;
+mod conn;
 pub mod group;
+pub mod identity;
+mod lifecycle;
 pub mod process;
 pub mod supervisor;
 mod transport;
+mod workers;

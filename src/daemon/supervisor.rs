@@ -11,7 +11,8 @@ use wsgi_core::directives::GroupSpec;
 use wsgi_core::protocol::SECRET_LEN;
 
 use super::group::{self, DaemonGroup, RuntimeGroup};
-use super::process::{self, lookup_group, lookup_user, EXIT_STARTUP_FAILED};
+use super::identity::{lookup_group, lookup_user};
+use super::process::{self, EXIT_STARTUP_FAILED};
 use crate::config::{AliasPattern, GlobalSettings};
 use crate::ffi::log::{Level, LogTarget};
 use crate::ffi::pool::Pool;
