@@ -4,6 +4,8 @@
 //! so a working mod_wsgi configuration still passes `apache2 -t`.
 use std::time::Duration;
 
+use crate::args::Args;
+
 const D: &str = "WSGIDaemonProcess";
 
 /// Largest number of seconds a timeout may be, so adding it to an `Instant`
@@ -131,13 +133,13 @@ pub const DEFAULT_RESPONSE_BUFFER: usize = 8 << 20;
 /// values that ask for nothing beyond our behaviour (no warning for those,
 /// since mod_wsgi-express writes most of them out with their defaults).
 const IGNORED: [(&str, Ignored); 14] = [
-    ("stack-size", Ignored::Count(&[0])),
+    ("stack-size", Ignored::Positive),
     ("interrupt-timeout", Ignored::Count(&[0])),
     ("cpu-time-limit", Ignored::Count(&[0])),
     ("cpu-priority", Ignored::Integer),
     ("virtual-memory-limit", Ignored::Count(&[0])),
-    ("send-buffer-size", Ignored::Count(&[0])),
-    ("receive-buffer-size", Ignored::Count(&[0])),
+    ("send-buffer-size", Ignored::SocketBuffer),
+    ("receive-buffer-size", Ignored::SocketBuffer),
     ("response-socket-timeout", Ignored::Count(&[0])),
     // We flush every chunk as it arrives, which no delay setting improves on.
     ("response-flush-delay", Ignored::Count(&[0, 5])),
@@ -152,6 +154,10 @@ const IGNORED: [(&str, Ignored); 14] = [
 enum Ignored {
     /// A whole number ≥ 0; the listed values are no-ops.
     Count(&'static [u64]),
+    /// A whole number ≥ 1.
+    Positive,
+    /// 0 (the system's default, a no-op) or a size of at least 512 bytes.
+    SocketBuffer,
     /// Any integer; 0 is a no-op.
     Integer,
     /// On or Off; Off is a no-op.
@@ -166,17 +172,17 @@ enum Ignored {
 const SAMPLE: &str = "processes=, threads=, user=, group=, home=, display-name=, python-home=, python-path=, \
     maximum-requests=, request-timeout=, socket-timeout=, queue-timeout=, graceful-timeout=";
 
-/// Parses the arguments of `WSGIDaemonProcess`: the group name, then
-/// `option=value` words (Apache has already removed the quotes).
-pub fn parse_daemon_process(args: &[&str]) -> Result<DaemonSpec, String> {
-    let (&name, options) = args.split_first().ok_or_else(|| format!("{D} needs a process group name"))?;
-    check_group_name(name)?;
-    let mut spec = DaemonSpec::new(name);
+/// Parses the argument line of `WSGIDaemonProcess`: the group name, then
+/// `option=value` words whose values may be quoted.
+pub fn parse_daemon_process(line: &str) -> Result<DaemonSpec, String> {
+    let mut args = Args::new(D, line);
+    let name = args.required("a process group name")?;
+    check_group_name(&name)?;
+    let mut spec = DaemonSpec::new(&name);
+    let options = args.options()?;
     let mut seen: Vec<&str> = Vec::new();
-    for option in options {
-        let Some((key, value)) = option.split_once('=').filter(|(key, _)| !key.is_empty()) else {
-            return Err(format!("{D}: '{option}' is not of the form option=value"));
-        };
+    for (key, value) in &options {
+        let (key, value) = (key.as_str(), value.as_str());
         // mod_wsgi lets the last one win; a repeat is almost always a mistake.
         if seen.contains(&key) {
             return Err(format!("{D}: option {key}= is given more than once"));
@@ -313,7 +319,8 @@ fn buffer_size(key: &str, value: &str, min: usize, max: usize, default: usize) -
         Some(n) if (min..=max).contains(&n) => Ok(n),
         _ => {
             let upper = if max == usize::MAX { String::new() } else { format!(" and ≤ {max}") };
-            Err(format!("{D} option {key}= must be 0 (for {default}) or a whole number of bytes ≥ {min}{upper}, not '{value}'"))
+            let zero = if default == 0 { "the system's default".to_string() } else { default.to_string() };
+            Err(format!("{D} option {key}= must be 0 (for {zero}) or a whole number of bytes ≥ {min}{upper}, not '{value}'"))
         }
     }
 }
@@ -349,9 +356,12 @@ fn absolute(key: &str, value: &str) -> Result<String, String> {
 /// is a no-op, so no warning is due.
 fn check_ignored(key: &str, kind: Ignored, value: &str) -> Result<bool, String> {
     Ok(match kind {
-        Ignored::Count(noops) => {
-            noops.contains(&number(key, value, 0, i64::MAX as u64)?)
+        Ignored::Count(noops) => noops.contains(&number(key, value, 0, i64::MAX as u64)?),
+        Ignored::Positive => {
+            number(key, value, 1, i32::MAX as u64)?;
+            false
         }
+        Ignored::SocketBuffer => buffer_size(key, value, 512, i32::MAX as usize, 0)? == 0,
         Ignored::Integer => {
             let magnitude = value.strip_prefix('-').unwrap_or(value);
             if digits(magnitude).is_none_or(|n| n > i32::MAX as u64) {
@@ -376,9 +386,7 @@ mod tests {
     use super::*;
 
     fn parse(options: &[&str]) -> Result<DaemonSpec, String> {
-        let mut args = vec!["app"];
-        args.extend_from_slice(options);
-        parse_daemon_process(&args)
+        parse_daemon_process(&format!("app {}", options.join(" ")))
     }
 
     fn secs(n: u64) -> Option<Duration> {
@@ -402,10 +410,13 @@ mod tests {
 
     #[test]
     fn group_names() {
-        assert_eq!(parse_daemon_process(&["localhost:8000"]).unwrap().name, "localhost:8000");
-        assert!(parse_daemon_process(&[]).unwrap_err().contains("needs a process group name"));
-        for bad in ["", "a/b", "a b", "a\tb", "%{GLOBAL}"] {
-            let err = parse_daemon_process(&[bad]).unwrap_err();
+        assert_eq!(parse_daemon_process("localhost:8000").unwrap().name, "localhost:8000");
+        assert_eq!(parse_daemon_process("'service:x'").unwrap().name, "service:x");
+        for missing in ["", "''", "   "] {
+            assert_eq!(parse_daemon_process(missing).unwrap_err(), "WSGIDaemonProcess needs a process group name", "{missing:?}");
+        }
+        for bad in ["a/b", "a b", "a\tb", "%{GLOBAL}"] {
+            let err = parse_daemon_process(&format!("'{bad}'")).unwrap_err();
             assert!(err.starts_with(D) && err.contains(&format!("'{bad}'")), "{err}");
         }
     }
@@ -420,7 +431,7 @@ mod tests {
         assert!(parse(&["processes=0"]).unwrap_err().contains("≥ 1, not '0'"));
         assert!(parse(&["processes=4294967296"]).unwrap_err().contains("from 1 to 4294967295"));
         assert!(parse(&["threads=x"]).unwrap_err().contains("from 1 to 65533"));
-        for bad in ["0", "-1", "+2", " 2", "2x", "", "4294967296", "99999999999999999999999"] {
+        for bad in ["0", "-1", "+2", "2x", "", "4294967296", "99999999999999999999999"] {
             assert!(parse(&[&format!("processes={bad}")]).unwrap_err().contains("processes="), "{bad}");
         }
         for bad in ["65534", "-1", "x", ""] {
@@ -434,7 +445,7 @@ mod tests {
         let spec = parse(&["display-name=%{GROUP}"]).unwrap();
         assert_eq!(spec.display_name.as_deref(), Some("%{GROUP}"));
         assert_eq!(spec.process_title("site").as_deref(), Some("(wsgi:site)"));
-        let spec = parse(&["display-name=my %{GROUP}"]).unwrap();
+        let spec = parse(&["display-name='my %{GROUP}'"]).unwrap();
         assert_eq!(spec.process_title("site").as_deref(), Some("my %{GROUP}"));
         assert_eq!(parse(&["display-name="]).unwrap().display_name, None);
     }
@@ -483,10 +494,14 @@ mod tests {
         assert_eq!(spec.python_path, vec!["/a", "/b", "/c"]);
         assert_eq!(spec.python_eggs.as_deref(), Some("/tmp/eggs"));
         assert_eq!((spec.lang.as_deref(), spec.locale.as_deref()), (Some("en_US.UTF-8"), Some("C.UTF-8")));
-        // mod_wsgi-express writes these empty when unset.
-        let spec = parse(&["python-path=", "python-eggs=", "lang=", "locale=", "python-home="]).unwrap();
+        // mod_wsgi-express writes these as '' when unset.
+        let spec = parse(&["python-path=''", "python-eggs=''", "lang=''", "locale=''", "python-home=''"]).unwrap();
         assert!(spec.python_path.is_empty() && spec.python_eggs.is_none() && spec.lang.is_none());
         assert!(spec.locale.is_none() && spec.python_home.is_none());
+        // A bare `name=` followed by another option takes that option as its
+        // value, as in mod_wsgi; at the end of the line it is empty.
+        assert_eq!(parse(&["python-path=", "lang=C"]).unwrap().python_path, vec!["lang=C"]);
+        assert!(parse(&["lang=C", "python-path="]).unwrap().python_path.is_empty());
         for bad in ["home=", "home=relative/dir"] {
             assert!(parse(&[bad]).unwrap_err().contains("home="), "{bad}");
         }
@@ -568,7 +583,6 @@ mod tests {
     fn ignored_options() {
         // The values mod_wsgi-express writes by default ask for nothing we lack.
         let quiet = [
-            "stack-size=0",
             "interrupt-timeout=0",
             "cpu-time-limit=0",
             "cpu-priority=0",
@@ -601,6 +615,10 @@ mod tests {
         assert_eq!(parse(&["script-group=www"]).unwrap().ignored, vec!["script-group"]);
         for bad in [
             "stack-size=-1",
+            // mod_wsgi refuses a zero stack size and socket buffers under 512 bytes.
+            "stack-size=0",
+            "send-buffer-size=511",
+            "receive-buffer-size=1",
             "cpu-priority=x",
             "cpu-priority=-",
             "server-metrics=maybe",
@@ -629,29 +647,109 @@ mod tests {
     }
 
     #[test]
+    fn doc_examples() {
+        // The WSGIDaemonProcess lines in mod_wsgi 6's docs: configuration-directives/
+        // WSGIDaemonProcess.rst, WSGIProcessGroup.rst, WSGIImportScript.rst and
+        // WSGIRestrictProcess.rst.
+        let cases = [
+            ("www.site1.com user=joe group=joe processes=2 threads=25", ("www.site1.com", 2, 25)),
+            ("www.site2.com user=bob group=bob processes=2 threads=25", ("www.site2.com", 2, 25)),
+            ("mygroup processes=2 threads=15", ("mygroup", 2, 15)),
+            ("default processes=2 threads=25", ("default", 2, 25)),
+            ("bob:1 user=bob group=bob threads=25", ("bob:1", 1, 25)),
+        ];
+        for (line, (name, processes, threads)) in cases {
+            let spec = parse_daemon_process(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!((spec.name.as_str(), spec.processes, spec.threads), (name, processes, threads), "{line}");
+        }
+        // Each option in the form its entry in WSGIDaemonProcess.rst shows.
+        let spec = parse(&["user=#1000", "group=#1000", "supplementary-groups=group1,group2", "umask=0007", "home=/srv/app"]).unwrap();
+        assert_eq!((spec.user.as_deref(), spec.group.as_deref(), spec.umask), (Some("#1000"), Some("#1000"), Some(0o7)));
+        assert_eq!(spec.supplementary_groups, vec!["group1", "group2"]);
+        assert_eq!(parse(&["python-path=/a:/b"]).unwrap().python_path, vec!["/a", "/b"]);
+        assert_eq!(parse(&["switch-interval=0.002"]).unwrap().switch_interval, Some(0.002));
+        assert_eq!(parse(&["response-flush-delay=5", "server-metrics=off"]).unwrap().ignored, Vec::<String>::new());
+    }
+
+    #[test]
     fn express_baseline() {
-        let spec = parse(&[
-            "display-name=%{GROUP}",
-            "lang=en_US.UTF-8",
-            "locale=en_US.UTF-8",
-            "threads=5",
-            "queue-timeout=45",
-            "socket-timeout=60",
-            "connect-timeout=15",
-            "request-timeout=60",
-            "interrupt-timeout=0",
-            "inactivity-timeout=0",
-            "startup-timeout=15",
-            "deadlock-timeout=60",
-            "graceful-timeout=15",
-            "eviction-timeout=0",
-            "restart-interval=0",
-            "shutdown-timeout=5",
-            "maximum-requests=0",
-        ])
+        // The starting point WSGIDaemonProcess.rst recommends, quoted as it is there.
+        let spec = parse_daemon_process(
+            "app display-name='%{GROUP}' lang='en_US.UTF-8' locale='en_US.UTF-8' threads=5 queue-timeout=45 \
+             socket-timeout=60 connect-timeout=15 request-timeout=60 interrupt-timeout=0 inactivity-timeout=0 \
+             startup-timeout=15 deadlock-timeout=60 graceful-timeout=15 eviction-timeout=0 restart-interval=0 \
+             shutdown-timeout=5 maximum-requests=0",
+        )
         .unwrap();
+        assert_eq!(spec.process_title("app").as_deref(), Some("(wsgi:app)"));
+        assert_eq!((spec.lang.as_deref(), spec.locale.as_deref()), (Some("en_US.UTF-8"), Some("en_US.UTF-8")));
         assert_eq!((spec.threads, spec.queue_timeout, spec.socket_timeout), (5, secs(45), secs(60)));
         assert_eq!((spec.request_timeout, spec.startup_timeout, spec.deadlock_timeout), (secs(60), secs(15), secs(60)));
         assert!(spec.ignored.is_empty());
     }
+
+    #[test]
+    fn express_generated() {
+        // What `mod_wsgi-express setup-server` 6.1.1 writes (its src/express/apache.py
+        // template), with Apache's continuation lines joined as Apache joins them.
+        let line = "'localhost:8000' \
+            \n   display-name='(wsgi:localhost:8000:0)' \
+            \n   home='/srv/my project' \
+            \n   threads=5 \
+            \n   maximum-requests=0 \
+            \n   python-path='' \
+            \n   python-eggs='/tmp/root/python-eggs' \
+            \n   lang='en_US.UTF-8' \
+            \n   locale='en_US.UTF-8' \
+            \n   listen-backlog=100 \
+            \n   queue-timeout=45 \
+            \n   socket-timeout=60 \
+            \n   connect-timeout=15 \
+            \n   request-timeout=60 \
+            \n   interrupt-timeout=0 \
+            \n   inactivity-timeout=0 \
+            \n   startup-timeout=15 \
+            \n   deadlock-timeout=60 \
+            \n   graceful-timeout=15 \
+            \n   eviction-timeout=0 \
+            \n   restart-interval=0 \
+            \n   cpu-time-limit=0 \
+            \n   shutdown-timeout=5 \
+            \n   send-buffer-size=0 \
+            \n   receive-buffer-size=0 \
+            \n   response-buffer-size=0 \
+            \n   response-socket-timeout=0 \
+            \n   response-flush-delay=5 \
+            \n   server-metrics=Off"
+            .replace(" \n", " ");
+        let spec = parse_daemon_process(&line).unwrap();
+        assert_eq!(spec.name, "localhost:8000");
+        assert_eq!(spec.display_name.as_deref(), Some("(wsgi:localhost:8000:0)"));
+        assert_eq!(spec.home.as_deref(), Some("/srv/my project"));
+        assert!(spec.python_path.is_empty());
+        assert_eq!(spec.python_eggs.as_deref(), Some("/tmp/root/python-eggs"));
+        assert_eq!((spec.threads, spec.request_timeout, spec.response_buffer_size), (5, secs(60), DEFAULT_RESPONSE_BUFFER));
+        assert!(spec.ignored.is_empty(), "{:?}", spec.ignored);
+        // The multi-process form adds processes= and header-buffer-size=.
+        let spec = parse_daemon_process("'localhost:8000' display-name='(wsgi:x)' home='/tmp' processes=3 threads=5 header-buffer-size=0").unwrap();
+        assert_eq!((spec.processes, spec.processes_given, spec.header_buffer_size), (3, true, DEFAULT_HEADER_BUFFER));
+    }
+
+    #[test]
+    fn quoted_and_empty_values() {
+        let spec = parse_daemon_process("\"my app\" home=\"/srv/my app\" python-path='/a b:/c' display-name=\"it's %{GROUP}\"");
+        assert_eq!(spec.unwrap_err(), "WSGIDaemonProcess needs a process group name that is not empty and has no '/', no whitespace and no leading '%', not 'my app'");
+        let spec = parse_daemon_process("app home=\"/srv/my app\" python-path='/a b:/c' display-name=\"it's %{GROUP}\" user='www-data'").unwrap();
+        assert_eq!((spec.home.as_deref(), spec.user.as_deref()), (Some("/srv/my app"), Some("www-data")));
+        assert_eq!(spec.python_path, vec!["/a b", "/c"]);
+        assert_eq!(spec.display_name.as_deref(), Some("it's %{GROUP}"));
+        // An empty value is what the option's empty form means, or an error naming the option.
+        assert!(parse_daemon_process("app python-home='' lang=\"\" display-name=''").unwrap().python_home.is_none());
+        for (line, option) in [("app home=''", "home="), ("app threads=''", "threads="), ("app user=\"\"", "user="), ("app server-metrics=''", "server-metrics=")] {
+            let err = parse_daemon_process(line).unwrap_err();
+            assert!(err.starts_with(D) && err.contains(option), "{line}: {err}");
+        }
+        assert!(parse_daemon_process("app home='/srv").unwrap_err().contains("never closed"));
+    }
+
 }

@@ -1,6 +1,7 @@
 //! Parsing of the values `WSGI…` directives take. Each function returns the
 //! message Apache prints when `apache2 -t` fails, naming the directive and
 //! what it accepts.
+use crate::args::Args;
 
 /// `WSGIMapHEADToGET`: whether a HEAD request reaches the app as GET.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +133,9 @@ impl GroupSpec {
     }
 }
 
-/// Options that may follow the target of `WSGIScriptAlias` and `WSGIScriptAliasMatch`.
+/// Options that may follow the script of `WSGIScriptAlias`,
+/// `WSGIScriptAliasMatch`, `WSGIImportScript` and the auth scripts (each
+/// takes its own subset).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AliasOptions {
     pub process_group: Option<GroupSpec>,
@@ -149,30 +152,48 @@ pub fn parse_on_off(directive: &str, value: &str) -> Result<bool, String> {
     }
 }
 
-pub fn parse_alias_options(directive: &str, options: &[&str]) -> Result<AliasOptions, String> {
+const PROCESS_GROUP: &str = "process-group";
+const APPLICATION_GROUP: &str = "application-group";
+const CALLABLE_OBJECT: &str = "callable-object";
+const PASS_AUTHORIZATION: &str = "pass-authorization";
+
+/// "a=, b= and c=" for error messages.
+fn option_list(names: &[&str]) -> String {
+    let names: Vec<String> = names.iter().map(|n| format!("{n}=")).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.concat(),
+    }
+}
+
+/// The script options in `args`, of which the directive takes `allowed`.
+fn script_options(directive: &str, args: Args<'_>, allowed: &[&str]) -> Result<AliasOptions, String> {
     let mut parsed = AliasOptions::default();
-    for option in options {
-        let Some((key, value)) = option.split_once('=') else {
-            return Err(format!("{directive}: '{option}' is not of the form option=value"));
-        };
-        match key {
-            "process-group" => parsed.process_group = Some(parse_group_spec(directive, value)?),
-            "application-group" => parsed.application_group = Some(parse_group_spec(directive, value)?),
-            "callable-object" => {
-                if value.is_empty() {
-                    return Err(format!("{directive}: callable-object= needs a name"));
-                }
-                parsed.callable_object = Some(value.to_string());
-            }
-            "pass-authorization" => parsed.pass_authorization = Some(parse_on_off(&format!("{directive} pass-authorization="), value)?),
-            _ => {
-                return Err(format!(
-                    "{directive}: unknown option '{key}'; the options are process-group=, application-group=, callable-object= and pass-authorization="
-                ))
-            }
+    for (name, value) in args.options()? {
+        if !allowed.contains(&name.as_str()) {
+            return Err(format!("{directive}: unknown option '{name}'; it takes {}", option_list(allowed)));
+        }
+        if value.is_empty() {
+            return Err(format!("{directive}: {name}= needs a value"));
+        }
+        match name.as_str() {
+            PROCESS_GROUP => parsed.process_group = Some(parse_group_spec(directive, &value)?),
+            APPLICATION_GROUP => parsed.application_group = Some(parse_group_spec(directive, &value)?),
+            CALLABLE_OBJECT => parsed.callable_object = Some(value),
+            _ => parsed.pass_authorization = Some(parse_on_off(&format!("{directive} {name}="), &value)?),
         }
     }
     Ok(parsed)
+}
+
+/// `WSGIScriptAlias` and `WSGIScriptAliasMatch`: `location script [options]`.
+pub fn parse_script_alias(directive: &str, line: &str) -> Result<(String, String, AliasOptions), String> {
+    let mut args = Args::new(directive, line);
+    let needs = format!("a URL-path and a script file or directory, e.g. `{directive} / /srv/app/app.wsgi`");
+    let location = args.required(&needs)?;
+    let script = args.required(&needs)?;
+    let options = script_options(directive, args, &[PROCESS_GROUP, APPLICATION_GROUP, CALLABLE_OBJECT, PASS_AUTHORIZATION])?;
+    Ok((location, script, options))
 }
 
 /// `WSGISwitchInterval`: seconds, a number above zero.
@@ -187,37 +208,29 @@ pub fn parse_switch_interval(value: &str) -> Result<f64, String> {
 /// script and the process group it is loaded in ("" for Apache's own
 /// children). Both options are required and must be fixed names or
 /// `%{GLOBAL}`, since the script loads before any request.
-pub fn parse_import_script(args: &[&str]) -> Result<(String, String), String> {
+pub fn parse_import_script(line: &str) -> Result<(String, String), String> {
     const D: &str = "WSGIImportScript";
-    let Some((path, options)) = args.split_first() else {
-        return Err(format!("{D} needs a script path, process-group= and application-group="));
-    };
-    let options = parse_alias_options(D, options)?;
-    if options.callable_object.is_some() || options.pass_authorization.is_some() {
-        return Err(format!("{D} takes only the process-group= and application-group= options"));
-    }
+    let mut args = Args::new(D, line);
+    let path = args.required("a script path, process-group= and application-group=")?;
+    let options = script_options(D, args, &[PROCESS_GROUP, APPLICATION_GROUP])?;
     let fixed = |spec: Option<GroupSpec>, option: &str| match spec {
         Some(GroupSpec::Global) => Ok(String::new()),
         Some(GroupSpec::Literal(name)) => Ok(name),
         Some(_) => Err(format!("{D}: {option}= must be a fixed name or %{{GLOBAL}}, since the script is loaded at process start")),
         None => Err(format!("{D} needs both process-group= and application-group=")),
     };
-    let process_group = fixed(options.process_group, "process-group")?;
-    fixed(options.application_group, "application-group")?;
-    Ok((path.to_string(), process_group))
+    let process_group = fixed(options.process_group, PROCESS_GROUP)?;
+    fixed(options.application_group, APPLICATION_GROUP)?;
+    Ok((path, process_group))
 }
 
-/// `WSGIAuthUserScript`, `WSGIAuthGroupScript`, `WSGIAccessScript`:
+/// `WSGIAuthUserScript`, `WSGIAuthGroupScript` and `WSGIAccessScript`:
 /// `path [application-group=NAME]`.
-pub fn parse_auth_script(directive: &str, args: &[&str]) -> Result<(String, Option<GroupSpec>), String> {
-    let Some((path, options)) = args.split_first() else {
-        return Err(format!("{directive} needs the path of a script"));
-    };
-    let options = parse_alias_options(directive, options)?;
-    if options.process_group.is_some() || options.callable_object.is_some() || options.pass_authorization.is_some() {
-        return Err(format!("{directive} takes only the application-group= option"));
-    }
-    Ok((path.to_string(), options.application_group))
+pub fn parse_group_script(directive: &str, line: &str) -> Result<(String, Option<GroupSpec>), String> {
+    let mut args = Args::new(directive, line);
+    let path = args.required("the path of a script")?;
+    let options = script_options(directive, args, &[APPLICATION_GROUP])?;
+    Ok((path, options.application_group))
 }
 
 /// `WSGIPythonHome`: `prefix[:exec_prefix]`; only the prefix selects the home.
@@ -238,6 +251,7 @@ pub fn parse_python_path(value: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::assert_refused;
 
     #[test]
     fn map_head_values() {
@@ -286,19 +300,6 @@ mod tests {
     }
 
     #[test]
-    fn alias_options() {
-        let opts = parse_alias_options("WSGIScriptAlias", &["process-group=%{GLOBAL}", "application-group=app", "callable-object=main", "pass-authorization=On"]).unwrap();
-        assert_eq!(opts.process_group, Some(GroupSpec::Global));
-        assert_eq!(opts.application_group, Some(GroupSpec::Literal("app".into())));
-        assert_eq!(opts.callable_object.as_deref(), Some("main"));
-        assert_eq!(opts.pass_authorization, Some(true));
-        let err = parse_alias_options("WSGIScriptAlias", &["bogus-option=1"]).unwrap_err();
-        assert!(err.contains("WSGIScriptAlias") && err.contains("bogus-option"), "{err}");
-        assert!(parse_alias_options("WSGIScriptAlias", &["noequals"]).is_err());
-        assert!(parse_alias_options("WSGIScriptAlias", &["pass-authorization=maybe"]).is_err());
-    }
-
-    #[test]
     fn switch_interval() {
         assert_eq!(parse_switch_interval("0.005"), Ok(0.005));
         for bad in ["0", "-1", "abc", "inf", ""] {
@@ -306,21 +307,107 @@ mod tests {
         }
     }
 
-    #[test]
-    fn import_scripts() {
-        assert_eq!(parse_import_script(&["/a.wsgi", "process-group=%{GLOBAL}", "application-group=%{GLOBAL}"]), Ok(("/a.wsgi".into(), "".into())));
-        assert_eq!(parse_import_script(&["/a.wsgi", "application-group=x", "process-group=site"]), Ok(("/a.wsgi".into(), "site".into())));
-        for bad in [&["/a.wsgi"][..], &["/a.wsgi", "process-group=x"], &["/a.wsgi", "process-group=%{SERVER}", "application-group=x"], &["/a.wsgi", "process-group=x", "application-group=y", "callable-object=z"], &[]] {
-            assert!(parse_import_script(bad).unwrap_err().contains("WSGIImportScript"), "{bad:?}");
+    fn lit(name: &str) -> Option<GroupSpec> {
+        Some(GroupSpec::Literal(name.to_string()))
+    }
+
+    /// What a line of a script directive should parse to.
+    type Alias = (&'static str, &'static str, AliasOptions);
+
+    fn alias(location: &'static str, script: &'static str, options: AliasOptions) -> Alias {
+        (location, script, options)
+    }
+
+    fn check_aliases(directive: &str, cases: &[(&str, Alias)]) {
+        for (line, (location, script, options)) in cases {
+            let parsed = parse_script_alias(directive, line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(parsed, (location.to_string(), script.to_string(), options.clone()), "{line}");
         }
     }
 
     #[test]
-    fn auth_scripts() {
-        assert_eq!(parse_auth_script("WSGIAuthUserScript", &["/a.wsgi"]), Ok(("/a.wsgi".into(), None)));
-        assert_eq!(parse_auth_script("WSGIAccessScript", &["/a.wsgi", "application-group=%{GLOBAL}"]), Ok(("/a.wsgi".into(), Some(GroupSpec::Global))));
-        assert!(parse_auth_script("WSGIAuthGroupScript", &["/a.wsgi", "process-group=x"]).unwrap_err().contains("WSGIAuthGroupScript"));
-        assert!(parse_auth_script("WSGIAuthUserScript", &[]).unwrap_err().contains("WSGIAuthUserScript"));
+    fn script_alias_forms_from_the_docs() {
+        // Cases from mod_wsgi 6's docs/configuration-directives/WSGIScriptAlias.rst
+        // (examples and the process-group=/application-group= option text).
+        let none = AliasOptions::default;
+        check_aliases("WSGIScriptAlias", &[
+            ("/wsgi-scripts/ /web/wsgi-scripts/", alias("/wsgi-scripts/", "/web/wsgi-scripts/", none())),
+            ("/name /web/wsgi-scripts/name", alias("/name", "/web/wsgi-scripts/name", none())),
+            ("/ /web/wsgi-scripts/myapp.wsgi", alias("/", "/web/wsgi-scripts/myapp.wsgi", none())),
+            ("/ /srv/app.wsgi process-group=%{GLOBAL}", alias("/", "/srv/app.wsgi", AliasOptions { process_group: Some(GroupSpec::Global), ..none() })),
+            ("/ /srv/app.wsgi process-group=%{ENV:variable}", alias("/", "/srv/app.wsgi", AliasOptions { process_group: Some(GroupSpec::Env("variable".into())), ..none() })),
+            ("/ /srv/app.wsgi application-group=%{GLOBAL}", alias("/", "/srv/app.wsgi", AliasOptions { application_group: Some(GroupSpec::Global), ..none() })),
+            ("/ /srv/app.wsgi process-group=name application-group=name", alias("/", "/srv/app.wsgi", AliasOptions { process_group: lit("name"), application_group: lit("name"), ..none() })),
+        ]);
+        // docs/configuration-directives/WSGIScriptAliasMatch.rst, including its quoted regex.
+        check_aliases("WSGIScriptAliasMatch", &[
+            ("^/wsgi-scripts/([^/]+) /web/wsgi-scripts/$1.wsgi", alias("^/wsgi-scripts/([^/]+)", "/web/wsgi-scripts/$1.wsgi", none())),
+            (r#""^/(admin|files|photologue)" /projects/Media/wsgi_handler.py/$1"#, alias("^/(admin|files|photologue)", "/projects/Media/wsgi_handler.py/$1", none())),
+        ]);
+    }
+
+    #[test]
+    fn script_alias_quoting() {
+        // Every option may have its value quoted, as in the configs
+        // mod_wsgi-express writes (src/express/apache.py), and arguments too.
+        let all = AliasOptions { process_group: lit("localhost:8000"), application_group: Some(GroupSpec::Global), callable_object: Some("app".into()), pass_authorization: Some(true) };
+        check_aliases("WSGIScriptAlias", &[
+            ("/ /srv/app.wsgi process-group=localhost:8000 application-group=%{GLOBAL} callable-object=app pass-authorization=On", alias("/", "/srv/app.wsgi", all.clone())),
+            ("'/' '/srv/app.wsgi' process-group='localhost:8000' application-group='%{GLOBAL}' callable-object=\"app\" pass-authorization='on'", alias("/", "/srv/app.wsgi", all.clone())),
+            ("\"/my app\" '/srv/my app/app.wsgi' process-group='my group'", alias("/my app", "/srv/my app/app.wsgi", AliasOptions { process_group: lit("my group"), ..Default::default() })),
+        ]);
+    }
+
+    #[test]
+    fn script_alias_errors() {
+        // (line, what the message must contain besides the directive name)
+        let cases = [
+            ("", "needs a URL-path and a script"),
+            ("/only-one", "needs a URL-path and a script"),
+            ("/ ''", "needs a URL-path and a script"),
+            ("/ /a.wsgi bogus-option=1", "unknown option 'bogus-option'; it takes process-group=, application-group=, callable-object= and pass-authorization="),
+            ("/ /a.wsgi application-group", "'application-group' is not of the form option=value"),
+            ("/ /a.wsgi process-group=''", "process-group= needs a value"),
+            ("/ /a.wsgi application-group=", "application-group= needs a value"),
+            ("/ /a.wsgi callable-object=\"\"", "callable-object= needs a value"),
+            ("/ /a.wsgi pass-authorization=maybe", "pass-authorization= must be On or Off, not 'maybe'"),
+            ("/ /a.wsgi process-group=%{BOGUS}", "takes a name or one of %{GLOBAL}"),
+            ("/ '/a.wsgi process-group=x", "never closed"),
+            ("/ /a.wsgi 'process-group=x'", "quote only the value"),
+        ];
+        assert_refused("WSGIScriptAlias", |line| parse_script_alias("WSGIScriptAlias", line), &cases);
+    }
+
+    #[test]
+    fn import_scripts() {
+        // docs/configuration-directives/WSGIImportScript.rst (the example's
+        // continuation line arrives joined), then the %{GLOBAL} forms it describes.
+        let cases = [
+            ("/web/wsgi-scripts/myapp.wsgi     process-group=mygroup application-group=%{GLOBAL}", ("/web/wsgi-scripts/myapp.wsgi", "mygroup")),
+            ("/a.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}", ("/a.wsgi", "")),
+            ("/a.wsgi application-group=x process-group=site", ("/a.wsgi", "site")),
+            // As mod_wsgi-express writes it (src/express/apache.py).
+            ("'/srv/root/handler.wsgi' process-group='%{GLOBAL}' application-group=%{GLOBAL}", ("/srv/root/handler.wsgi", "")),
+            ("'/srv/x.py' process-group='service:x' application-group=%{GLOBAL}", ("/srv/x.py", "service:x")),
+        ];
+        for (line, (path, group)) in cases {
+            assert_eq!(parse_import_script(line), Ok((path.to_string(), group.to_string())), "{line}");
+        }
+        for bad in ["", "/a.wsgi", "/a.wsgi process-group=x", "/a.wsgi process-group=%{SERVER} application-group=x", "/a.wsgi process-group=x application-group=y callable-object=z", "/a.wsgi process-group= application-group=x"] {
+            assert!(parse_import_script(bad).unwrap_err().starts_with("WSGIImportScript"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn group_scripts() {
+        // docs/release-notes/version-2.0.rst shows the application-group= form;
+        // the directive pages give `path [options]`.
+        assert_eq!(parse_group_script("WSGIAccessScript", "/usr/local/wsgi/script/access.wsgi application-group=admin"), Ok(("/usr/local/wsgi/script/access.wsgi".into(), lit("admin"))));
+        assert_eq!(parse_group_script("WSGIAuthUserScript", "/a.wsgi"), Ok(("/a.wsgi".into(), None)));
+        assert_eq!(parse_group_script("WSGIAuthUserScript", "'/srv/auth script.wsgi' application-group='%{GLOBAL}'"), Ok(("/srv/auth script.wsgi".into(), Some(GroupSpec::Global))));
+        let err = parse_group_script("WSGIAuthGroupScript", "/a.wsgi process-group=x").unwrap_err();
+        assert_eq!(err, "WSGIAuthGroupScript: unknown option 'process-group'; it takes application-group=");
+        assert_eq!(parse_group_script("WSGIAuthUserScript", "").unwrap_err(), "WSGIAuthUserScript needs the path of a script");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The `WSGI…` directives: Apache's command table and one safe handler each.
 use std::sync::Arc;
 
+use wsgi_core::args::Args;
 use wsgi_core::directives as parse;
 
 use super::{AliasPattern, ScriptAlias};
@@ -14,8 +15,8 @@ macro_rules! directive {
 
 /// Every directive we accept. Apache finds a handler by its index here.
 pub const DIRECTIVES: &[Directive] = &[
-    directive!(c"WSGIScriptAlias", Server, Argv(script_alias), c"URL-path file-or-directory [process-group=...] [application-group=...] [callable-object=...] [pass-authorization=On|Off]"),
-    directive!(c"WSGIScriptAliasMatch", Server, Argv(script_alias_match), c"regex file-or-directory [options]"),
+    directive!(c"WSGIScriptAlias", Server, RawArgs(script_alias), c"URL-path file-or-directory [process-group=...] [application-group=...] [callable-object=...] [pass-authorization=On|Off]"),
+    directive!(c"WSGIScriptAliasMatch", Server, RawArgs(script_alias_match), c"regex file-or-directory [options]"),
     directive!(c"WSGICallableObject", ServerDirFileInfo, Take1(callable_object), c"name of the WSGI callable in the script (default: application)"),
     directive!(c"WSGIApplicationGroup", ServerDirFileInfo, Take1(application_group), c"%{GLOBAL}, %{SERVER}, %{HOST}, %{RESOURCE}, %{ENV:var} or a name"),
     directive!(c"WSGIScriptReloading", ServerDirFileInfo, Flag(|cmd, on| set_dir(cmd, |d| d.script_reloading = Some(on))), c"On|Off: reload the script when its modification time changes"),
@@ -35,17 +36,17 @@ pub const DIRECTIVES: &[Directive] = &[
     directive!(c"WSGIPythonEggs", Global, Take1(|cmd, v| set_global(cmd, |p| p.python_eggs = Some(v.to_string()))), c"directory for PYTHON_EGG_CACHE"),
     directive!(c"WSGIDestroyInterpreter", Global, Flag(|cmd, on| set_global(cmd, |p| p.destroy_interpreter = Some(on))), c"On|Off: finalise Python when a process exits"),
     directive!(c"WSGISwitchInterval", Global, Take1(switch_interval), c"seconds (> 0): Python's thread switch interval"),
-    directive!(c"WSGITrustedProxyHeaders", ServerDirFileInfo, Argv(trusted_proxy_headers), c"proxy headers (X-Forwarded-For, X-Forwarded-Proto, ...) to honour"),
-    directive!(c"WSGITrustedProxies", ServerDirFileInfo, Argv(trusted_proxies), c"addresses or networks of the proxies whose headers are honoured"),
-    directive!(c"WSGIAuthUserScript", DirAuthConfig, Argv(|cmd, a| auth_script(cmd, a, |d, s| d.auth_user_script = Some(s))), c"script [application-group=NAME]: check_password() for AuthBasicProvider wsgi"),
-    directive!(c"WSGIAuthGroupScript", DirAuthConfig, Argv(|cmd, a| auth_script(cmd, a, |d, s| d.auth_group_script = Some(s))), c"script [application-group=NAME]: groups_for_user() for Require wsgi-group"),
-    directive!(c"WSGIAccessScript", DirAuthConfig, Argv(|cmd, a| auth_script(cmd, a, |d, s| d.access_script = Some(s))), c"script [application-group=NAME]: allow_access() for each request"),
-    directive!(c"WSGIDaemonProcess", Server, Argv(daemon_process), c"name [option=value ...]: define a daemon process group"),
+    directive!(c"WSGITrustedProxyHeaders", ServerDirFileInfo, RawArgs(trusted_proxy_headers), c"proxy headers (X-Forwarded-For, X-Forwarded-Proto, ...) to honour"),
+    directive!(c"WSGITrustedProxies", ServerDirFileInfo, RawArgs(trusted_proxies), c"addresses or networks of the proxies whose headers are honoured"),
+    directive!(c"WSGIAuthUserScript", DirAuthConfig, RawArgs(|cmd, a| auth_script(cmd, a, |d, s| d.auth_user_script = Some(s))), c"script [application-group=NAME]: check_password() for AuthBasicProvider wsgi"),
+    directive!(c"WSGIAuthGroupScript", DirAuthConfig, RawArgs(|cmd, a| auth_script(cmd, a, |d, s| d.auth_group_script = Some(s))), c"script [application-group=NAME]: groups_for_user() for Require wsgi-group"),
+    directive!(c"WSGIAccessScript", DirAuthConfig, RawArgs(|cmd, a| auth_script(cmd, a, |d, s| d.access_script = Some(s))), c"script [application-group=NAME]: allow_access() for each request"),
+    directive!(c"WSGIDaemonProcess", Server, RawArgs(daemon_process), c"name [option=value ...]: define a daemon process group"),
     directive!(c"WSGIProcessGroup", ServerDir, Take1(process_group), c"a WSGIDaemonProcess name, %{GLOBAL} (embedded) or %{ENV:var}"),
-    directive!(c"WSGIRestrictProcess", ServerDir, Argv(restrict_process), c"the process groups requests here may be sent to (%{GLOBAL} for embedded)"),
+    directive!(c"WSGIRestrictProcess", ServerDir, RawArgs(restrict_process), c"the process groups requests here may be sent to (%{GLOBAL} for embedded)"),
     directive!(c"WSGISocketPrefix", Global, Take1(socket_prefix), c"path prefix (relative to ServerRoot) for daemon sockets"),
     directive!(c"WSGISocketRotation", Global, Flag(|cmd, on| set_global(cmd, |g| g.socket_rotation = Some(on))), c"On|Off: new daemon socket names on each restart"),
-    directive!(c"WSGIImportScript", Server, Argv(import_script), c"script process-group=NAME application-group=NAME: load a script when processes start"),
+    directive!(c"WSGIImportScript", Server, RawArgs(import_script), c"script process-group=NAME application-group=NAME: load a script when processes start"),
     directive!(c"WSGIRestrictSignal", Global, Flag(|cmd, on| set_global(cmd, |g| g.restrict_signal = Some(on))), c"On|Off: refuse signal.signal() in applications"),
     directive!(c"WSGIVerboseDebugging", Global, Flag(ignored), c"no effect; use LogLevel wsgi:debug"),
     directive!(c"WSGICaseSensitivity", Global, Flag(ignored), c"On|Off: accepted, no effect yet"),
@@ -67,28 +68,20 @@ fn set_global(cmd: &mut Cmd, f: impl FnOnce(&mut super::GlobalSettings)) -> Resu
     Ok(())
 }
 
-fn alias_args<'a>(cmd: &Cmd, args: &'a [String]) -> std::result::Result<(&'a str, &'a str, parse::AliasOptions), String> {
-    if args.len() < 2 {
-        return Err(format!("{} needs a URL and a script file or directory, e.g. `{} / /srv/app/app.wsgi`", cmd.name(), cmd.name()));
+fn script_alias(cmd: &mut Cmd, line: &str) -> Result {
+    let (location, target, options) = parse::parse_script_alias(cmd.name(), line)?;
+    if !location.starts_with('/') {
+        return Err(format!("{}: the URL-path must start with '/', not '{location}'", cmd.name()));
     }
-    let options: Vec<&str> = args[2..].iter().map(String::as_str).collect();
-    Ok((&args[0], &args[1], parse::parse_alias_options(cmd.name(), &options)?))
-}
-
-fn script_alias(cmd: &mut Cmd, args: &[String]) -> Result {
-    let (url, target, options) = alias_args(cmd, args)?;
-    if !url.starts_with('/') {
-        return Err(format!("{}: the URL-path must start with '/', not '{url}'", cmd.name()));
-    }
-    let alias = ScriptAlias { pattern: AliasPattern::Prefix(url.to_string()), target: target.to_string(), options };
+    let alias = ScriptAlias { pattern: AliasPattern::Prefix(location), target, options };
     cmd.server_config().aliases.push(Arc::new(alias));
     Ok(())
 }
 
-fn script_alias_match(cmd: &mut Cmd, args: &[String]) -> Result {
-    let (pattern, target, options) = alias_args(cmd, args)?;
-    let regex = cmd.compile_regex(pattern)?;
-    let alias = ScriptAlias { pattern: AliasPattern::Regex(regex), target: target.to_string(), options };
+fn script_alias_match(cmd: &mut Cmd, line: &str) -> Result {
+    let (pattern, target, options) = parse::parse_script_alias(cmd.name(), line)?;
+    let regex = cmd.compile_regex(&pattern)?;
+    let alias = ScriptAlias { pattern: AliasPattern::Regex(regex), target, options };
     cmd.server_config().aliases.push(Arc::new(alias));
     Ok(())
 }
@@ -109,26 +102,29 @@ fn switch_interval(cmd: &mut Cmd, value: &str) -> Result {
     set_global(cmd, |p| p.switch_interval = Some(seconds))
 }
 
-fn trusted_proxy_headers(cmd: &mut Cmd, args: &[String]) -> Result {
-    let keys = args.iter().map(|a| wsgi_core::proxy::parse_header(a)).collect::<std::result::Result<Vec<_>, _>>()?;
+/// The words of a directive that takes a list.
+fn words(cmd: &Cmd, line: &str) -> std::result::Result<Vec<String>, String> {
+    Args::new(cmd.name(), line).words()
+}
+
+fn trusted_proxy_headers(cmd: &mut Cmd, line: &str) -> Result {
+    let keys = words(cmd, line)?.iter().map(|a| wsgi_core::proxy::parse_header(a)).collect::<std::result::Result<Vec<_>, _>>()?;
     // Repeated lines add up within one section.
     set_dir(cmd, |d| d.trusted_proxy_headers.get_or_insert_with(Vec::new).extend(keys))
 }
 
-fn trusted_proxies(cmd: &mut Cmd, args: &[String]) -> Result {
-    let networks = args.iter().map(|a| wsgi_core::proxy::parse_network(a)).collect::<std::result::Result<Vec<_>, _>>()?;
+fn trusted_proxies(cmd: &mut Cmd, line: &str) -> Result {
+    let networks = words(cmd, line)?.iter().map(|a| wsgi_core::proxy::parse_network(a)).collect::<std::result::Result<Vec<_>, _>>()?;
     set_dir(cmd, |d| d.trusted_proxies.get_or_insert_with(Vec::new).extend(networks))
 }
 
-fn auth_script(cmd: &mut Cmd, args: &[String], store: fn(&mut super::DirConfig, (String, Option<parse::GroupSpec>))) -> Result {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let script = parse::parse_auth_script(cmd.name(), &args)?;
+fn auth_script(cmd: &mut Cmd, line: &str, store: fn(&mut super::DirConfig, (String, Option<parse::GroupSpec>))) -> Result {
+    let script = parse::parse_group_script(cmd.name(), line)?;
     set_dir(cmd, |d| store(d, script))
 }
 
-fn import_script(cmd: &mut Cmd, args: &[String]) -> Result {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (script, process_group) = parse::parse_import_script(&args)?;
+fn import_script(cmd: &mut Cmd, line: &str) -> Result {
+    let (script, process_group) = parse::parse_import_script(line)?;
     if !process_group.is_empty() && !crate::daemon::group::is_defined(&process_group) {
         return Err(format!("WSGIImportScript: no WSGIDaemonProcess '{process_group}' is defined before this line"));
     }
@@ -136,9 +132,8 @@ fn import_script(cmd: &mut Cmd, args: &[String]) -> Result {
     Ok(())
 }
 
-fn daemon_process(cmd: &mut Cmd, args: &[String]) -> Result {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let spec = wsgi_core::daemon_options::parse_daemon_process(&args)?;
+fn daemon_process(cmd: &mut Cmd, line: &str) -> Result {
+    let spec = wsgi_core::daemon_options::parse_daemon_process(line)?;
     if let Some(user) = &spec.user {
         crate::daemon::identity::lookup_user(user).map_err(|e| format!("WSGIDaemonProcess {}: {e}", spec.name))?;
     }
@@ -159,11 +154,12 @@ fn process_group(cmd: &mut Cmd, value: &str) -> Result {
     set_dir(cmd, |d| d.process_group = Some(spec))
 }
 
-fn restrict_process(cmd: &mut Cmd, args: &[String]) -> Result {
+fn restrict_process(cmd: &mut Cmd, line: &str) -> Result {
+    let args = words(cmd, line)?;
     if args.is_empty() {
         return Err(format!("{} needs at least one process group name", cmd.name()));
     }
-    let names = args.iter().map(|a| if a == "%{GLOBAL}" { String::new() } else { a.clone() }).collect();
+    let names = args.into_iter().map(|a| if a == "%{GLOBAL}" { String::new() } else { a }).collect();
     set_dir(cmd, |d| d.restrict_process = Some(names))
 }
 

@@ -15,7 +15,8 @@ pub type Result = std::result::Result<(), String>;
 pub enum Handler {
     Take1(fn(&mut Cmd, &str) -> Result),
     Flag(fn(&mut Cmd, bool) -> Result),
-    Argv(fn(&mut Cmd, &[String]) -> Result),
+    /// The whole argument line, quotes and all.
+    RawArgs(fn(&mut Cmd, &str) -> Result),
 }
 
 /// Where a directive may appear.
@@ -54,7 +55,7 @@ pub const fn command_table<const N: usize>(directives: &[Directive]) -> [sys::co
         let (func, args_how) = match d.handler {
             Handler::Take1(_) => (sys::cmd_func { take1: Some(take1_trampoline) }, sys::cmd_how_TAKE1),
             Handler::Flag(_) => (sys::cmd_func { flag: Some(flag_trampoline) }, sys::cmd_how_FLAG),
-            Handler::Argv(_) => (sys::cmd_func { take_argv: Some(argv_trampoline) }, sys::cmd_how_TAKE_ARGV),
+            Handler::RawArgs(_) => (sys::cmd_func { raw_args: Some(raw_args_trampoline) }, sys::cmd_how_RAW_ARGS),
         };
         let req_override = match d.context {
             Context::Global | Context::Server => sys::RSRC_CONF,
@@ -169,10 +170,10 @@ unsafe extern "C" fn flag_trampoline(raw: *mut sys::cmd_parms, mconfig: *mut c_v
     })
 }
 
-unsafe extern "C" fn argv_trampoline(raw: *mut sys::cmd_parms, mconfig: *mut c_void, argc: i32, argv: *const *mut c_char) -> *const c_char {
-    let args: Vec<String> = (0..argc.max(0) as usize).map(|i| cstr_string(*argv.add(i)).unwrap_or_default()).collect();
+unsafe extern "C" fn raw_args_trampoline(raw: *mut sys::cmd_parms, mconfig: *mut c_void, args: *const c_char) -> *const c_char {
+    let args = cstr_string(args).unwrap_or_default();
     dispatch(raw, mconfig, |cmd, handler| match handler {
-        Handler::Argv(f) => f(cmd, &args),
+        Handler::RawArgs(f) => f(cmd, &args),
         _ => unreachable!("directive table kinds match"),
     })
 }
