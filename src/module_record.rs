@@ -138,13 +138,10 @@ unsafe extern "C" fn post_config(pconf: *mut sys::apr_pool_t, _plog: *mut sys::a
 fn warn_ignored_directives(main: Server) {
     let mut warned: Vec<String> = Vec::new();
     for server in main.with_virtual_hosts() {
-        let config = server.config();
-        let directives = config.ignored.iter().map(|d| d.to_string());
-        let options = config.daemon_groups.iter().flat_map(|g| g.spec.ignored.iter().map(move |o| format!("WSGIDaemonProcess {} option {o}=", g.spec.name)));
-        for name in directives.chain(options) {
-            if !warned.contains(&name) {
-                log::server(Some(main), Level::Warning, &format!("{name} is accepted for compatibility but has no effect in mod_wsgi-rs {VERSION} (see docs/directives.md)"));
-                warned.push(name);
+        for message in server.config().unapplied_warnings() {
+            if !warned.contains(&message) {
+                log::server(Some(main), Level::Warning, &message);
+                warned.push(message);
             }
         }
     }

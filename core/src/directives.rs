@@ -134,8 +134,8 @@ impl GroupSpec {
 }
 
 /// Options that may follow the script of `WSGIScriptAlias`,
-/// `WSGIScriptAliasMatch`, `WSGIImportScript` and the auth scripts (each
-/// takes its own subset).
+/// `WSGIScriptAliasMatch`, `WSGIHandlerScript`, `WSGIImportScript` and the
+/// auth and dispatch scripts (each takes its own subset).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AliasOptions {
     pub process_group: Option<GroupSpec>,
@@ -224,13 +224,43 @@ pub fn parse_import_script(line: &str) -> Result<(String, String), String> {
     Ok((path, process_group))
 }
 
-/// `WSGIAuthUserScript`, `WSGIAuthGroupScript` and `WSGIAccessScript`:
-/// `path [application-group=NAME]`.
+/// `WSGIAuthUserScript`, `WSGIAuthGroupScript`, `WSGIAccessScript` and
+/// `WSGIDispatchScript`: `path [application-group=NAME]`.
 pub fn parse_group_script(directive: &str, line: &str) -> Result<(String, Option<GroupSpec>), String> {
     let mut args = Args::new(directive, line);
     let path = args.required("the path of a script")?;
     let options = script_options(directive, args, &[APPLICATION_GROUP])?;
     Ok((path, options.application_group))
+}
+
+/// `WSGIHandlerScript name path [options]`: a script that Apache handler
+/// `name` (set by `SetHandler` or `AddHandler`) runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerScript {
+    pub handler: String,
+    pub script: String,
+    pub options: AliasOptions,
+}
+
+pub fn parse_handler_script(line: &str) -> Result<HandlerScript, String> {
+    const D: &str = "WSGIHandlerScript";
+    let mut args = Args::new(D, line);
+    let needs = "a handler name and a script path, e.g. `WSGIHandlerScript my-handler /srv/app/handler.wsgi`";
+    let handler = args.required(needs)?;
+    let script = args.required(needs)?;
+    let options = script_options(D, args, &[PROCESS_GROUP, APPLICATION_GROUP, PASS_AUTHORIZATION])?;
+    Ok(HandlerScript { handler, script, options })
+}
+
+/// `WSGIAcceptMutex`: the lock daemon processes of one group would take
+/// around `accept()`. The methods are Apache's `Mutex` mechanisms on Linux.
+pub fn parse_accept_mutex(value: &str) -> Result<String, String> {
+    const METHODS: [&str; 6] = ["default", "flock", "fcntl", "sysvsem", "posixsem", "pthread"];
+    let method = value.to_ascii_lowercase();
+    if !METHODS.contains(&method.as_str()) {
+        return Err(format!("WSGIAcceptMutex must be one of {}, not '{value}'", METHODS.join(", ")));
+    }
+    Ok(method)
 }
 
 /// `WSGIPythonHome`: `prefix[:exec_prefix]`; only the prefix selects the home.
@@ -405,9 +435,31 @@ mod tests {
         assert_eq!(parse_group_script("WSGIAccessScript", "/usr/local/wsgi/script/access.wsgi application-group=admin"), Ok(("/usr/local/wsgi/script/access.wsgi".into(), lit("admin"))));
         assert_eq!(parse_group_script("WSGIAuthUserScript", "/a.wsgi"), Ok(("/a.wsgi".into(), None)));
         assert_eq!(parse_group_script("WSGIAuthUserScript", "'/srv/auth script.wsgi' application-group='%{GLOBAL}'"), Ok(("/srv/auth script.wsgi".into(), Some(GroupSpec::Global))));
+        assert_eq!(parse_group_script("WSGIDispatchScript", "/etc/apache2/wsgi/dispatch.py"), Ok(("/etc/apache2/wsgi/dispatch.py".into(), None)));
         let err = parse_group_script("WSGIAuthGroupScript", "/a.wsgi process-group=x").unwrap_err();
         assert_eq!(err, "WSGIAuthGroupScript: unknown option 'process-group'; it takes application-group=");
         assert_eq!(parse_group_script("WSGIAuthUserScript", "").unwrap_err(), "WSGIAuthUserScript needs the path of a script");
+    }
+
+    #[test]
+    fn handler_scripts() {
+        // docs/configuration-directives/WSGIHandlerScript.rst, and as mod_wsgi-express writes it.
+        let parsed = parse_handler_script("wsgi-resource /etc/apache2/wsgi/resource.wsgi     process-group=mygroup application-group=%{GLOBAL}").unwrap();
+        assert_eq!((parsed.handler.as_str(), parsed.script.as_str()), ("wsgi-resource", "/etc/apache2/wsgi/resource.wsgi"));
+        assert_eq!((parsed.options.process_group, parsed.options.application_group), (lit("mygroup"), Some(GroupSpec::Global)));
+        let parsed = parse_handler_script("wsgi-handler '/srv/root/handler.wsgi' process-group='localhost:8000' application-group=%{GLOBAL} pass-authorization=Off").unwrap();
+        assert_eq!((parsed.options.process_group, parsed.options.pass_authorization), (lit("localhost:8000"), Some(false)));
+        assert!(parse_handler_script("wsgi-handler").unwrap_err().contains("needs a handler name and a script path"));
+        assert!(parse_handler_script("h /a.wsgi callable-object=x").unwrap_err().contains("unknown option 'callable-object'"));
+    }
+
+    #[test]
+    fn accept_mutex() {
+        // docs/configuration-directives/WSGIAcceptMutex.rst: Default or one of Apache's Mutex methods.
+        for (value, method) in [("Default", "default"), ("posixsem", "posixsem"), ("sysvsem", "sysvsem"), ("fcntl", "fcntl"), ("FLOCK", "flock"), ("pthread", "pthread")] {
+            assert_eq!(parse_accept_mutex(value), Ok(method.to_string()));
+        }
+        assert_eq!(parse_accept_mutex("sem").unwrap_err(), "WSGIAcceptMutex must be one of default, flock, fcntl, sysvsem, posixsem, pthread, not 'sem'");
     }
 
     #[test]

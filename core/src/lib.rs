@@ -7,8 +7,10 @@ pub mod directives;
 pub mod environ;
 pub mod proxy;
 pub mod input;
+pub mod interpreter_options;
 pub mod protocol;
 pub mod response;
+pub mod telemetry;
 pub mod validate;
 
 /// Helpers shared by the unit tests.

@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use wsgi_core::args::Args;
 use wsgi_core::directives as parse;
+use wsgi_core::interpreter_options::{self, Selectors};
 
 use super::{AliasPattern, ScriptAlias};
 use crate::ffi::cmd::{command_table, Cmd, CommandTable, Context, Directive, Handler, Result};
@@ -13,7 +14,8 @@ macro_rules! directive {
     };
 }
 
-/// Every directive we accept. Apache finds a handler by its index here.
+/// Every directive we accept: all of mod_wsgi 6's. Apache finds a handler
+/// by its index here.
 pub const DIRECTIVES: &[Directive] = &[
     directive!(c"WSGIScriptAlias", Server, RawArgs(script_alias), c"URL-path file-or-directory [process-group=...] [application-group=...] [callable-object=...] [pass-authorization=On|Off]"),
     directive!(c"WSGIScriptAliasMatch", Server, RawArgs(script_alias_match), c"regex file-or-directory [options]"),
@@ -25,10 +27,10 @@ pub const DIRECTIVES: &[Directive] = &[
     directive!(c"WSGIMapHEADToGET", ServerDirFileInfo, Take1(map_head_to_get), c"On|Off|Auto: present HEAD requests to the app as GET"),
     directive!(c"WSGIErrorOverride", ServerDirFileInfo, Flag(|cmd, on| set_dir(cmd, |d| d.error_override = Some(on))), c"On|Off: use Apache's error documents for daemon-mode error responses"),
     directive!(c"WSGIRestrictEmbedded", Global, Flag(|cmd, on| set_global(cmd, |p| p.restrict_embedded = Some(on))), c"On|Off: refuse to run applications inside Apache's child processes"),
-    directive!(c"WSGIRestrictStdin", Global, Flag(|cmd, on| set_global(cmd, |p| p.restrict_stdin = Some(on))), c"On|Off: make any use of sys.stdin an error"),
-    directive!(c"WSGIRestrictStdout", Global, Flag(|cmd, on| set_global(cmd, |p| p.restrict_stdout = Some(on))), c"On|Off: make any use of sys.stdout an error"),
+    directive!(c"WSGIRestrictStdin", Global, Flag(|cmd, on| set_interpreter(cmd, |p| p.restrict_stdin = Some(on))), c"On|Off: make any use of sys.stdin an error"),
+    directive!(c"WSGIRestrictStdout", Global, Flag(|cmd, on| set_interpreter(cmd, |p| p.restrict_stdout = Some(on))), c"On|Off: make any use of sys.stdout an error"),
     directive!(c"WSGIPythonHome", Global, Take1(python_home), c"the Python installation prefix or virtual environment to use"),
-    directive!(c"WSGIPythonPath", Global, Take1(|cmd, v| set_global(cmd, |p| p.path.extend(parse::parse_python_path(v)))), c"directories (':'-separated) to add to sys.path with site.addsitedir"),
+    directive!(c"WSGIPythonPath", Global, Take1(|cmd, v| set_interpreter(cmd, |p| p.path.extend(parse::parse_python_path(v)))), c"directories (':'-separated) to add to sys.path with site.addsitedir"),
     directive!(c"WSGIPythonOptimize", Global, Take1(python_optimize), c"0, 1 or 2: Python's optimisation level"),
     directive!(c"WSGIPythonHashSeed", Global, Take1(python_hash_seed), c"random or an integer 0-4294967295: Python's hash seed"),
     directive!(c"WSGIDontWriteBytecode", Global, Flag(|cmd, on| set_global(cmd, |p| p.dont_write_bytecode = Some(on))), c"On|Off: do not write .pyc files"),
@@ -36,22 +38,34 @@ pub const DIRECTIVES: &[Directive] = &[
     directive!(c"WSGIPythonEggs", Global, Take1(|cmd, v| set_global(cmd, |p| p.python_eggs = Some(v.to_string()))), c"directory for PYTHON_EGG_CACHE"),
     directive!(c"WSGIDestroyInterpreter", Global, Flag(|cmd, on| set_global(cmd, |p| p.destroy_interpreter = Some(on))), c"On|Off: finalise Python when a process exits"),
     directive!(c"WSGISwitchInterval", Global, Take1(switch_interval), c"seconds (> 0): Python's thread switch interval"),
+    directive!(c"WSGIPerInterpreterGIL", Global, Flag(per_interpreter_gil), c"On|Off: a GIL per sub-interpreter (Python 3.12 or later)"),
+    directive!(c"WSGIFreeThreading", Global, Flag(free_threading), c"On|Off: run without the GIL (free-threaded Python 3.13 or later)"),
+    directive!(c"<WSGIInterpreterOptions", Global, RawArgs(interpreter_options), c"[process-group=NAME] [application-group=NAME]> ... </WSGIInterpreterOptions>: settings for matching interpreters"),
     directive!(c"WSGITrustedProxyHeaders", ServerDirFileInfo, RawArgs(trusted_proxy_headers), c"proxy headers (X-Forwarded-For, X-Forwarded-Proto, ...) to honour"),
     directive!(c"WSGITrustedProxies", ServerDirFileInfo, RawArgs(trusted_proxies), c"addresses or networks of the proxies whose headers are honoured"),
     directive!(c"WSGIAuthUserScript", DirAuthConfig, RawArgs(|cmd, a| auth_script(cmd, a, |d, s| d.auth_user_script = Some(s))), c"script [application-group=NAME]: check_password() for AuthBasicProvider wsgi"),
     directive!(c"WSGIAuthGroupScript", DirAuthConfig, RawArgs(|cmd, a| auth_script(cmd, a, |d, s| d.auth_group_script = Some(s))), c"script [application-group=NAME]: groups_for_user() for Require wsgi-group"),
     directive!(c"WSGIAccessScript", DirAuthConfig, RawArgs(|cmd, a| auth_script(cmd, a, |d, s| d.access_script = Some(s))), c"script [application-group=NAME]: allow_access() for each request"),
+    directive!(c"WSGIGroupAuthoritative", DirAuthConfig, Flag(|_, _| Ok(())), c"On|Off: no effect, as in mod_wsgi 6"),
     directive!(c"WSGIDaemonProcess", Server, RawArgs(daemon_process), c"name [option=value ...]: define a daemon process group"),
     directive!(c"WSGIProcessGroup", ServerDir, Take1(process_group), c"a WSGIDaemonProcess name, %{GLOBAL} (embedded) or %{ENV:var}"),
     directive!(c"WSGIRestrictProcess", ServerDir, RawArgs(restrict_process), c"the process groups requests here may be sent to (%{GLOBAL} for embedded)"),
     directive!(c"WSGISocketPrefix", Global, Take1(socket_prefix), c"path prefix (relative to ServerRoot) for daemon sockets"),
     directive!(c"WSGISocketRotation", Global, Flag(|cmd, on| set_global(cmd, |g| g.socket_rotation = Some(on))), c"On|Off: new daemon socket names on each restart"),
+    directive!(c"WSGIAcceptMutex", Global, Take1(|_, v| parse::parse_accept_mutex(v).map(drop)), c"default or an Apache Mutex method: no effect, daemons need no accept lock"),
     directive!(c"WSGIImportScript", Server, RawArgs(import_script), c"script process-group=NAME application-group=NAME: load a script when processes start"),
-    directive!(c"WSGIRestrictSignal", Global, Flag(|cmd, on| set_global(cmd, |g| g.restrict_signal = Some(on))), c"On|Off: refuse signal.signal() in applications"),
-    directive!(c"WSGIVerboseDebugging", Global, Flag(ignored), c"no effect; use LogLevel wsgi:debug"),
-    directive!(c"WSGICaseSensitivity", Global, Flag(ignored), c"On|Off: accepted, no effect yet"),
-    directive!(c"WSGIEnableSendfile", ServerDirFileInfo, Flag(ignored), c"On|Off: accepted; embedded mode always hands files to Apache"),
-    directive!(c"WSGIIgnoreActivity", ServerDirFileInfo, Flag(ignored), c"On|Off: accepted, no effect until daemon mode"),
+    directive!(c"WSGIHandlerScript", ServerDir, RawArgs(handler_script), c"name script [process-group=...] [application-group=...] [pass-authorization=On|Off]: not supported yet"),
+    directive!(c"WSGIDispatchScript", ServerDir, RawArgs(dispatch_script), c"script [application-group=NAME]: not supported yet"),
+    directive!(c"WSGIPassApacheRequest", ServerDir, Flag(|cmd, on| unapplied_if(cmd, on, "On is accepted, but apache.request_rec is not passed to applications yet")), c"On|Off: pass apache.request_rec in the environ (accepted, not yet provided)"),
+    directive!(c"WSGIRestrictSignal", Global, Flag(|cmd, on| set_interpreter(cmd, |g| g.restrict_signal = Some(on))), c"On|Off: refuse signal.signal() in applications"),
+    directive!(c"WSGIServerMetrics", Global, Flag(|cmd, on| unapplied_if(cmd, on, "On is accepted, but mod_wsgi.server_metrics() is not provided yet")), c"On|Off: let embedded-mode code read Apache's scoreboard (accepted, not yet provided)"),
+    directive!(c"WSGITelemetryService", Global, RawArgs(|cmd, line| telemetry(cmd, wsgi_core::telemetry::check_service(line))), c"unix:/path [interval=SECONDS]: accepted, no telemetry reporter yet"),
+    directive!(c"WSGISlowRequests", Global, Take1(|cmd, value| telemetry(cmd, wsgi_core::telemetry::check_slow_requests(value))), c"SECONDS: accepted, no telemetry reporter yet"),
+    directive!(c"WSGITelemetryOptions", Global, RawArgs(|cmd, line| telemetry(cmd, wsgi_core::telemetry::check_options(line))), c"[+|-]CaptureUserAgent | None | All: accepted, no telemetry reporter yet"),
+    directive!(c"WSGIVerboseDebugging", Global, Flag(|cmd, on| unapplied_if(cmd, on, "On has no effect (nor has it in mod_wsgi 6); use LogLevel wsgi:debug")), c"no effect; use LogLevel wsgi:debug"),
+    directive!(c"WSGICaseSensitivity", Global, Flag(|cmd, on| unapplied_if(cmd, !on, "Off is accepted, but file names are always compared case-sensitively")), c"On|Off: whether script file names are case-sensitive (Off is not applied)"),
+    directive!(c"WSGIEnableSendfile", ServerDirFileInfo, Flag(|cmd, _| unapplied(cmd, NO_EFFECT)), c"On|Off: accepted; embedded mode always hands files to Apache"),
+    directive!(c"WSGIIgnoreActivity", ServerDirFileInfo, Flag(|cmd, _| unapplied(cmd, NO_EFFECT)), c"On|Off: accepted, no effect until daemon mode"),
 ];
 
 const COMMAND_COUNT: usize = DIRECTIVES.len() + 1;
@@ -86,20 +100,100 @@ fn script_alias_match(cmd: &mut Cmd, line: &str) -> Result {
     Ok(())
 }
 
-/// A mod_wsgi directive we accept so existing configs keep working, but do
-/// not act on yet: noted here, warned about once at start-up.
-fn ignored(cmd: &mut Cmd, _value: bool) -> Result {
-    let name = cmd.name();
-    let ignored = &mut cmd.server_config().ignored;
-    if !ignored.contains(&name) {
-        ignored.push(name);
+/// What the start-up warning says of a setting we accept for compatibility
+/// but do not act on.
+pub const NO_EFFECT: &str = concat!("is accepted for compatibility but has no effect in mod_wsgi-rs ", env!("CARGO_PKG_VERSION"), " (see docs/directives.md)");
+
+/// Notes that this directive is accepted but not acted on, for one warning
+/// at start-up: "<directive> <why>".
+fn unapplied(cmd: &mut Cmd, why: &str) -> Result {
+    let message = format!("{} {why}", cmd.name());
+    note_unapplied(cmd, message)
+}
+
+fn note_unapplied(cmd: &mut Cmd, message: String) -> Result {
+    let unapplied = &mut cmd.server_config().unapplied;
+    if !unapplied.contains(&message) {
+        unapplied.push(message);
     }
     Ok(())
 }
 
+/// [`unapplied`] when the value asks for something we do not do yet.
+fn unapplied_if(cmd: &mut Cmd, asks: bool, why: &str) -> Result {
+    if asks {
+        unapplied(cmd, why)?;
+    }
+    Ok(())
+}
+
+fn telemetry(cmd: &mut Cmd, checked: Result) -> Result {
+    checked?;
+    unapplied(cmd, "is accepted, but mod_wsgi-rs has no telemetry reporter yet, so nothing is reported")
+}
+
+/// The Python this module is built for (and refuses to run any other).
+fn python_version() -> (u32, u32) {
+    interpreter_options::python_version(env!("MRS_PYTHON_BUILD_VERSION")).expect("build.rs sets major.minor")
+}
+
+/// The selectors of the `<WSGIInterpreterOptions>` the directive is in, if any.
+fn interpreter_section(cmd: &Cmd) -> Option<Selectors> {
+    let (name, args) = cmd.enclosing_section()?;
+    // Its tag was checked when the section started.
+    name.eq_ignore_ascii_case(interpreter_options::SECTION.trim_end_matches('>')).then(|| interpreter_options::parse_section(&args).unwrap_or_default())
+}
+
+/// A setting `<WSGIInterpreterOptions>` may scope. Outside a section it
+/// applies to every interpreter; inside one it is checked, and the section
+/// as a whole is noted as not applied yet.
+fn set_interpreter(cmd: &mut Cmd, f: impl FnOnce(&mut super::GlobalSettings)) -> Result {
+    if interpreter_section(cmd).is_some() {
+        return Ok(());
+    }
+    set_global(cmd, f)
+}
+
+fn interpreter_options(cmd: &mut Cmd, args: &str) -> Result {
+    interpreter_options::parse_section(args)?;
+    interpreter_options::check_section_contents(&cmd.section_directives())?;
+    cmd.walk_section()?;
+    let message = format!("{} is accepted, but the settings inside it are not applied yet (see docs/directives.md)", interpreter_options::SECTION);
+    note_unapplied(cmd, message)
+}
+
+fn per_interpreter_gil(cmd: &mut Cmd, on: bool) -> Result {
+    unapplied_if(cmd, on, &format!("On {}", interpreter_options::per_interpreter_gil_note(python_version())))
+}
+
+fn free_threading(cmd: &mut Cmd, on: bool) -> Result {
+    if interpreter_section(cmd).is_some_and(|s| s.application_group.is_some()) {
+        // As in mod_wsgi: free threading is per process, never per application group.
+        return unapplied(cmd, "inside <WSGIInterpreterOptions application-group=...> is ignored: free threading is a process-wide setting");
+    }
+    unapplied_if(cmd, on, &format!("On {}", interpreter_options::free_threading_note(python_version())))
+}
+
+/// `WSGIHandlerScript` and `WSGIDispatchScript` are checked like any other
+/// directive, then refused: accepting them while requests never reach the
+/// script would serve those requests some other way.
+fn not_supported_yet(cmd: &Cmd, why: &str) -> Result {
+    Err(format!("{} is not supported by mod_wsgi-rs {} yet: {why}", cmd.name(), env!("CARGO_PKG_VERSION")))
+}
+
+fn handler_script(cmd: &mut Cmd, line: &str) -> Result {
+    parse::parse_handler_script(line)?;
+    not_supported_yet(cmd, "mount the application with WSGIScriptAlias instead (see docs/directives.md)")
+}
+
+fn dispatch_script(cmd: &mut Cmd, line: &str) -> Result {
+    parse::parse_group_script(cmd.name(), line)?;
+    not_supported_yet(cmd, "choose the groups with WSGIProcessGroup and WSGIApplicationGroup (%{ENV:var} works with SetEnvIf or RewriteRule)")
+}
+
 fn switch_interval(cmd: &mut Cmd, value: &str) -> Result {
     let seconds = parse::parse_switch_interval(value)?;
-    set_global(cmd, |p| p.switch_interval = Some(seconds))
+    set_interpreter(cmd, |p| p.switch_interval = Some(seconds))
 }
 
 /// The words of a directive that takes a list.

@@ -53,9 +53,9 @@ pub struct ServerConfig {
     /// The vhost's aliases first, then the main server's; first match wins.
     pub aliases: Vec<Arc<ScriptAlias>>,
     pub global: GlobalSettings,
-    /// mod_wsgi directives this server's config used that we accept but do
-    /// not act on yet; each is warned about once at start-up.
-    pub ignored: Vec<&'static str>,
+    /// What this server's config asks for that we accept but do not act on
+    /// yet, one message each, warned about once at start-up.
+    pub unapplied: Vec<String>,
     /// `WSGIDaemonProcess` groups defined in this server.
     pub daemon_groups: Vec<Arc<crate::daemon::group::DaemonGroup>>,
     /// `WSGIImportScript`s: script and process group ("" for Apache's children).
@@ -63,12 +63,20 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// The start-up warnings for what this server accepts but does not act on.
+    pub fn unapplied_warnings(&self) -> impl Iterator<Item = String> + '_ {
+        let options = self.daemon_groups.iter().flat_map(|g| {
+            g.spec.ignored.iter().map(move |o| format!("WSGIDaemonProcess {} option {o}= {}", g.spec.name, directives::NO_EFFECT))
+        });
+        self.unapplied.iter().cloned().chain(options)
+    }
+
     pub fn merge(parent: &ServerConfig, child: &ServerConfig) -> ServerConfig {
         ServerConfig {
             aliases: child.aliases.iter().chain(parent.aliases.iter()).cloned().collect(),
             // Global settings are the main server's wherever they are read.
             global: parent.global.clone(),
-            ignored: child.ignored.clone(),
+            unapplied: child.unapplied.clone(),
             daemon_groups: child.daemon_groups.clone(),
             import_scripts: child.import_scripts.clone(),
         }

@@ -15,7 +15,8 @@ pub type Result = std::result::Result<(), String>;
 pub enum Handler {
     Take1(fn(&mut Cmd, &str) -> Result),
     Flag(fn(&mut Cmd, bool) -> Result),
-    /// The whole argument line, quotes and all.
+    /// The whole argument line, quotes and all (also how a section's
+    /// opening tag arrives, with its closing '>').
     RawArgs(fn(&mut Cmd, &str) -> Result),
 }
 
@@ -120,6 +121,53 @@ impl Cmd {
         Pool(unsafe { (*self.raw).pool })
     }
 
+
+    /// The section the directive is written in, as its name (such as
+    /// `<WSGIInterpreterOptions`) and the arguments of its opening tag.
+    pub fn enclosing_section(&self) -> Option<(String, String)> {
+        // SAFETY: cmd->directive and its parent are nodes of the config tree,
+        // live during parsing; their strings are NUL-terminated.
+        unsafe {
+            let directive = (*self.raw).directive;
+            let parent = if directive.is_null() { std::ptr::null_mut() } else { (*directive).parent };
+            if parent.is_null() {
+                return None;
+            }
+            Some((cstr_string((*parent).directive).unwrap_or_default(), cstr_string((*parent).args).unwrap_or_default()))
+        }
+    }
+
+    /// The names of the directives inside this section, in order.
+    pub fn section_directives(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        // SAFETY: the children of cmd->directive are config tree nodes, live
+        // during parsing, linked through `next`.
+        unsafe {
+            let mut child = (*(*self.raw).directive).first_child;
+            while !child.is_null() {
+                names.push(cstr_string((*child).directive).unwrap_or_default());
+                child = (*child).next;
+            }
+        }
+        names
+    }
+
+    /// Runs the directives inside this section, as Apache runs its own
+    /// sections' contents. Their handlers see this section as theirs.
+    pub fn walk_section(&mut self) -> Result {
+        // SAFETY: cmd and its directive are live during parsing; Apache walks
+        // the children with the server's default section config, and returns
+        // NULL or an error message from a pool.
+        let err = unsafe {
+            let raw = self.raw;
+            sys::ap_walk_config((*(*raw).directive).first_child, raw, (*(*raw).server).lookup_defaults)
+        };
+        if err.is_null() {
+            return Ok(());
+        }
+        // SAFETY: a NUL-terminated message.
+        Err(unsafe { cstr_string(err) }.unwrap_or_default())
+    }
 
     pub fn compile_regex(&self, pattern: &str) -> std::result::Result<Regex, String> {
         Regex::compile(self.pool(), pattern).ok_or_else(|| format!("{}: cannot compile regular expression '{pattern}'", self.name()))

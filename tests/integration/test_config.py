@@ -121,6 +121,30 @@ BAD = [
     ('WSGIAuthUserScript', "<Location /x>\nWSGIAuthUserScript '{apps}/auth.wsgi' process-group=x\n</Location>"),
     ('WSGIDaemonProcess', 'WSGIDaemonProcess g stack-size=0'),
     ('WSGIDaemonProcess', 'WSGIDaemonProcess g send-buffer-size=100'),
+    # The directives mod_wsgi 6 added, and the rest we only check.
+    ('WSGIPerInterpreterGIL', 'WSGIPerInterpreterGIL maybe'),
+    ('WSGIFreeThreading', 'WSGIFreeThreading 1'),
+    ('<WSGIInterpreterOptions>', '<WSGIInterpreterOptions user=x>\n</WSGIInterpreterOptions>'),
+    ('<WSGIInterpreterOptions>', '<WSGIInterpreterOptions process-group=a process-group=b>\n</WSGIInterpreterOptions>'),
+    ('WSGIScriptAlias cannot be used inside <WSGIInterpreterOptions>',
+     '<WSGIInterpreterOptions>\nWSGIScriptAlias /x {apps}/environ.wsgi\n</WSGIInterpreterOptions>'),
+    ('SetEnv cannot be used inside <WSGIInterpreterOptions>',
+     '<WSGIInterpreterOptions>\nSetEnv A b\n</WSGIInterpreterOptions>'),
+    ('WSGISwitchInterval', '<WSGIInterpreterOptions>\nWSGISwitchInterval 0\n</WSGIInterpreterOptions>'),
+    ('<WSGIInterpreterOptions', '<VirtualHost *:{port}>\n<WSGIInterpreterOptions>\n</WSGIInterpreterOptions>\n</VirtualHost>'),
+    ('WSGITelemetryService', 'WSGITelemetryService udp:127.0.0.1:9000'),
+    ('WSGITelemetryService', 'WSGITelemetryService unix:/run/t.sock interval=0.1'),
+    ('WSGITelemetryService', '<VirtualHost *:{port}>\nWSGITelemetryService unix:/run/t.sock\n</VirtualHost>'),
+    ('WSGISlowRequests', 'WSGISlowRequests -1'),
+    ('WSGITelemetryOptions', 'WSGITelemetryOptions +Bogus'),
+    ('WSGITelemetryOptions', 'WSGITelemetryOptions None +CaptureUserAgent'),
+    ('WSGIAcceptMutex', 'WSGIAcceptMutex sem'),
+    ('WSGIServerMetrics', 'WSGIServerMetrics yes'),
+    ('WSGIGroupAuthoritative', '<Location /x>\nWSGIGroupAuthoritative maybe\n</Location>'),
+    ('WSGIPassApacheRequest', 'WSGIPassApacheRequest 1'),
+    ('WSGICaseSensitivity', 'WSGICaseSensitivity x'),
+    ('WSGIHandlerScript', 'WSGIHandlerScript h {apps}/environ.wsgi callable-object=x'),
+    ('WSGIDispatchScript', 'WSGIDispatchScript {apps}/environ.wsgi process-group=x'),
 ]
 
 
@@ -132,3 +156,92 @@ def test_bad_directive_value_fails_config_test(directive, snippet):
     # Refused by our check, which names the directive, not as unknown.
     assert directive in out and 'Invalid command' not in out, out
 
+
+# Every directive in mod_wsgi 6.1.1's command table (src/server/mod_wsgi.c),
+# each in a valid form.
+EVERY_DIRECTIVE = r"""
+WSGIScriptAlias /a {apps}/environ.wsgi
+WSGIScriptAliasMatch ^/m/(.*) {apps}/dir/$1.wsgi
+WSGIDaemonProcess known threads=1
+WSGISocketPrefix run/wsgi
+WSGISocketRotation On
+WSGIAcceptMutex posixsem
+WSGIVerboseDebugging Off
+WSGIDontWriteBytecode Off
+WSGIPythonWarnings ignore
+WSGIPythonOptimize 0
+WSGIPythonHome /usr
+WSGIPythonPath {apps}
+WSGIPythonEggs /tmp
+WSGIPythonHashSeed random
+WSGISwitchInterval 0.005
+WSGIDestroyInterpreter On
+WSGIPerInterpreterGIL Off
+WSGIFreeThreading Off
+<WSGIInterpreterOptions process-group=known>
+    WSGIPerInterpreterGIL On
+</WSGIInterpreterOptions>
+WSGIRestrictEmbedded Off
+WSGIRestrictStdin On
+WSGIRestrictStdout On
+WSGIRestrictSignal On
+WSGICaseSensitivity On
+WSGIRestrictProcess known %{GLOBAL}
+WSGIProcessGroup %{GLOBAL}
+WSGIApplicationGroup %{GLOBAL}
+WSGICallableObject application
+WSGIImportScript {apps}/import_marker.wsgi process-group=known application-group=%{GLOBAL}
+WSGIPassApacheRequest Off
+WSGIPassAuthorization Off
+WSGIScriptReloading On
+WSGIErrorOverride Off
+WSGIChunkedRequest Off
+WSGIMapHEADToGET Auto
+WSGIIgnoreActivity Off
+WSGITrustedProxyHeaders X-Forwarded-For
+WSGITrustedProxies 127.0.0.1
+WSGIEnableSendfile Off
+<Location /auth>
+    WSGIAccessScript {apps}/auth.wsgi
+    WSGIAuthUserScript {apps}/auth.wsgi
+    WSGIAuthGroupScript {apps}/auth.wsgi
+    WSGIGroupAuthoritative On
+</Location>
+WSGIServerMetrics Off
+WSGITelemetryService unix:/run/telemetry.sock
+WSGISlowRequests 1
+WSGITelemetryOptions None
+"""
+
+# Refused with a message of ours until they are implemented.
+NOT_SUPPORTED_YET = {
+    'WSGIHandlerScript': 'WSGIHandlerScript wsgi-handler {apps}/environ.wsgi process-group=%{GLOBAL}',
+    'WSGIDispatchScript': 'WSGIDispatchScript {apps}/environ.wsgi',
+}
+
+MOD_WSGI_6_DIRECTIVES = {
+    'WSGIScriptAlias', 'WSGIScriptAliasMatch', 'WSGIDaemonProcess', 'WSGISocketPrefix',
+    'WSGISocketRotation', 'WSGIAcceptMutex', 'WSGIVerboseDebugging', 'WSGIDontWriteBytecode',
+    'WSGIPythonWarnings', 'WSGIPythonOptimize', 'WSGIPythonHome', 'WSGIPythonPath',
+    'WSGIPythonEggs', 'WSGIPythonHashSeed', 'WSGISwitchInterval', 'WSGIDestroyInterpreter',
+    'WSGIPerInterpreterGIL', 'WSGIFreeThreading', '<WSGIInterpreterOptions',
+    'WSGIRestrictEmbedded', 'WSGIRestrictStdin', 'WSGIRestrictStdout', 'WSGIRestrictSignal',
+    'WSGICaseSensitivity', 'WSGIRestrictProcess', 'WSGIProcessGroup', 'WSGIApplicationGroup',
+    'WSGICallableObject', 'WSGIImportScript', 'WSGIDispatchScript', 'WSGIPassApacheRequest',
+    'WSGIPassAuthorization', 'WSGIScriptReloading', 'WSGIErrorOverride', 'WSGIChunkedRequest',
+    'WSGIMapHEADToGET', 'WSGIIgnoreActivity', 'WSGITrustedProxyHeaders', 'WSGITrustedProxies',
+    'WSGIEnableSendfile', 'WSGIAccessScript', 'WSGIAuthUserScript', 'WSGIAuthGroupScript',
+    'WSGIGroupAuthoritative', 'WSGIHandlerScript', 'WSGIServerMetrics', 'WSGITelemetryService',
+    'WSGISlowRequests', 'WSGITelemetryOptions',
+}
+
+
+def test_every_mod_wsgi_directive_is_known():
+    written = {line.split()[0].rstrip('>') for line in EVERY_DIRECTIVE.splitlines()
+               if line.strip().startswith(('WSGI', '<WSGI'))}
+    assert written | set(NOT_SUPPORTED_YET) == MOD_WSGI_6_DIRECTIVES
+    rc, out = config_test(EVERY_DIRECTIVE)
+    assert rc == 0 and 'Syntax OK' in out, out
+    for name, line in NOT_SUPPORTED_YET.items():
+        rc, out = config_test(line + '\n')
+        assert rc != 0 and '%s is not supported by mod_wsgi-rs' % name in out, out

@@ -1,6 +1,7 @@
 """Directive arguments and options in every form mod_wsgi accepts: quoted
 values (with spaces, empty), quoted arguments and continuation lines, in
-both modes."""
+both modes; and the mod_wsgi 6 directives we only parse for now, which
+start the server with one warning each."""
 import os
 import urllib.parse
 
@@ -59,3 +60,64 @@ def test_quoted_import_script_ran_in_daemon(quoted):
     data = du.get_json(quoted, '/' + urllib.parse.quote('daemon app'))
     assert data['imported_pid'] == data['pid']
 
+
+PARSE_ONLY = r"""
+WSGIPerInterpreterGIL On
+WSGIFreeThreading Off
+<WSGIInterpreterOptions process-group=%{GLOBAL} application-group=app1>
+    WSGIPerInterpreterGIL On
+</WSGIInterpreterOptions>
+<WSGIInterpreterOptions>
+    WSGISwitchInterval 0.002
+    WSGIPythonPath {apps}/not-applied
+    WSGIRestrictStdin On
+    WSGIRestrictStdout On
+    WSGIRestrictSignal Off
+</WSGIInterpreterOptions>
+WSGIServerMetrics On
+WSGITelemetryService "unix:{root}/telemetry.sock" interval=2
+WSGISlowRequests 2.0
+WSGITelemetryOptions +CaptureUserAgent
+WSGIAcceptMutex default
+WSGICaseSensitivity On
+WSGIVerboseDebugging 'Off'
+WSGIScriptAlias /facts {apps}/process_facts.wsgi
+<Location /facts>
+    WSGIPassApacheRequest On
+    WSGIGroupAuthoritative Off
+</Location>
+"""
+
+# One warning each, naming the directive and what would honour it.
+WARNINGS = [
+    'WSGIPerInterpreterGIL On has no effect: a GIL per sub-interpreter (PEP 684) needs Python 3.12 or later',
+    '<WSGIInterpreterOptions> is accepted, but the settings inside it are not applied yet',
+    'WSGIServerMetrics On is accepted, but mod_wsgi.server_metrics() is not provided yet',
+    'WSGITelemetryService is accepted, but mod_wsgi-rs has no telemetry reporter yet',
+    'WSGISlowRequests is accepted, but mod_wsgi-rs has no telemetry reporter yet',
+    'WSGITelemetryOptions is accepted, but mod_wsgi-rs has no telemetry reporter yet',
+    'WSGIPassApacheRequest On is accepted, but apache.request_rec is not passed to applications yet',
+]
+
+
+@pytest.fixture(scope='module')
+def parse_only():
+    from harness import Apache
+    with Apache('event', PARSE_ONLY, name='parseonly') as a:
+        yield a
+
+
+def test_parse_only_directives_warn_once(parse_only):
+    log = parse_only.error_log()
+    for warning in WARNINGS:
+        assert log.count(warning) == 1, (warning, log[-4000:])
+    # Values that ask for nothing we lack are quiet.
+    for quiet in ('WSGIFreeThreading', 'WSGIAcceptMutex', 'WSGICaseSensitivity', 'WSGIGroupAuthoritative',
+                  'WSGIVerboseDebugging'):
+        assert quiet not in log, log[-4000:]
+
+
+def test_interpreter_options_not_applied(parse_only):
+    data = du.get_json(parse_only, '/facts')
+    assert os.path.join(parse_only.apps, 'not-applied') not in data['path']
+    assert data['switch_interval'] == 0.005
