@@ -118,6 +118,17 @@ class ApacheError(Exception):
     pass
 
 
+def self_signed_cert(cert, key):
+    """A certificate for 127.0.0.1 valid for a day, and its key."""
+    subprocess.run(
+        ['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+         '-subj', '/CN=127.0.0.1', '-days', '1',
+         '-keyout', key, '-out', cert],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.chmod(cert, 0o644)
+    os.chmod(key, 0o600)
+
+
 def free_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -519,13 +530,7 @@ class Apache:
     def _make_cert(self):
         self.cert = os.path.join(self.root, 'cert.pem')
         self.key = os.path.join(self.root, 'key.pem')
-        subprocess.run(
-            ['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
-             '-subj', '/CN=127.0.0.1', '-days', '1',
-             '-keyout', self.key, '-out', self.cert],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.chmod(self.cert, 0o644)
-        os.chmod(self.key, 0o600)
+        self_signed_cert(self.cert, self.key)
 
     def make_venv(self):
         """Create a venv (system python, no pip) at {venv}."""
