@@ -6,6 +6,7 @@ pub mod daemon_options;
 pub mod directives;
 pub mod environ;
 pub mod proxy;
+pub mod relay;
 pub mod input;
 pub mod interpreter_options;
 pub mod protocol;

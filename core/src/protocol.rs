@@ -18,7 +18,13 @@
 //!                              ← or Error{status} | Restart
 //! ```
 //! The body is pulled, so neither side holds a whole upload and neither can
-//! block writing while the other is also writing.
+//! block writing while the other is also writing. `Read` may still come
+//! after `Head` and `Data` (an app reading its input late, even in its
+//! iterable's `close()`); nothing comes after `End`, `Abort`, `Error` or
+//! `Restart`, which the daemon sends only once the app's call has returned.
+//! After `Error` and `Abort` the connection stays in step and may carry the
+//! next request, except after `Error{504}` (a daemon-side timeout), which
+//! the daemon follows by closing the connection.
 use std::fmt;
 use std::io::{self, Read, Write};
 
@@ -26,6 +32,9 @@ pub const PROTOCOL_VERSION: u8 = 1;
 /// Largest payload of any frame. A bigger declared length is refused before
 /// anything is allocated.
 pub const MAX_FRAME: usize = 16 << 20;
+/// Largest payload of a `Data` or `Body` frame: a big chunk is split, so the
+/// reader never holds more than this of it at once.
+pub const MAX_DATA: usize = 256 << 10;
 /// Largest number of environ pairs in a request.
 pub const MAX_ENVIRON_PAIRS: usize = 4096;
 /// Bytes before the payload: kind and length.
@@ -177,6 +186,13 @@ impl ProtocolError {
     pub fn is_timeout(&self) -> bool {
         matches!(self.io_kind(), Some(io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
     }
+
+    /// The peer went away (closed or reset the connection), as opposed to
+    /// sending something this side refuses.
+    pub fn is_disconnect(&self) -> bool {
+        matches!(self, ProtocolError::Closed | ProtocolError::Truncated)
+            || matches!(self.io_kind(), Some(io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe))
+    }
 }
 
 impl fmt::Display for ProtocolError {
@@ -316,14 +332,14 @@ fn put_blob(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// Writes one frame with a single `write_all`. It does not flush: a caller
-/// that wraps the socket in a `BufWriter` flushes after each `Data`, `End`
-/// or other frame the peer is waiting for.
+/// Writes one frame with a single `write_all` (so a frame written straight
+/// to a socket is never interleaved with another thread's).
 pub fn write_frame<W: Write + ?Sized>(w: &mut W, frame: &Frame) -> io::Result<()> {
     check(frame).map_err(invalid)?;
     let len = payload_len(frame);
-    if len > MAX_FRAME {
-        return Err(invalid(format!("a {} payload of {len} bytes is above {MAX_FRAME}", kind_name(kind_of(frame)))));
+    let max = max_payload(kind_of(frame));
+    if len > max {
+        return Err(invalid(format!("a {} payload of {len} bytes is above {max}", kind_name(kind_of(frame)))));
     }
     let mut out = Vec::with_capacity(FRAME_HEADER_LEN + len);
     out.extend_from_slice(&header(kind_of(frame), len));
@@ -378,19 +394,19 @@ fn write_raw<W: Write + ?Sized>(w: &mut W, kind: u8, payload: &[u8]) -> io::Resu
 }
 
 /// Writes response body bytes as `Data` frames straight from `data`, split
-/// at [`MAX_FRAME`]; an empty slice writes one empty `Data`. Does not flush.
+/// at [`MAX_DATA`]; an empty slice writes one empty `Data`.
 pub fn write_data<W: Write + ?Sized>(w: &mut W, data: &[u8]) -> io::Result<()> {
     if data.is_empty() {
         return write_raw(w, DATA, data);
     }
-    data.chunks(MAX_FRAME).try_for_each(|chunk| write_raw(w, DATA, chunk))
+    data.chunks(MAX_DATA).try_for_each(|chunk| write_raw(w, DATA, chunk))
 }
 
 /// Writes one `Body` frame straight from `data`, which must hold 1 to
-/// [`MAX_FRAME`] bytes (a `Read(n)` is answered by exactly one frame).
+/// [`MAX_DATA`] bytes (a `Read(n)` is answered by exactly one frame).
 pub fn write_body<W: Write + ?Sized>(w: &mut W, data: &[u8]) -> io::Result<()> {
-    if data.is_empty() || data.len() > MAX_FRAME {
-        return Err(invalid(format!("a Body must hold 1 to {MAX_FRAME} bytes, not {}", data.len())));
+    if data.is_empty() || data.len() > MAX_DATA {
+        return Err(invalid(format!("a Body must hold 1 to {MAX_DATA} bytes, not {}", data.len())));
     }
     write_raw(w, BODY, data)
 }
@@ -415,7 +431,7 @@ pub fn read_frame<R: Read + ?Sized>(r: &mut R, limits: &Limits) -> Result<Frame,
         HELLO => (1 + SECRET_LEN, 1 + SECRET_LEN),
         REQUEST => (0, limits.max_request.min(MAX_FRAME)),
         HEAD => (0, limits.max_head.min(MAX_FRAME)),
-        BODY | DATA => (0, MAX_FRAME),
+        BODY | DATA => (0, max_payload(kind)),
         READ => (4, 4),
         ERROR => (2, 2),
         BODY_END | END | ABORT | RESTART => (0, 0),
@@ -433,9 +449,17 @@ pub fn read_frame<R: Read + ?Sized>(r: &mut R, limits: &Limits) -> Result<Frame,
     if payload.len() < len {
         return Err(ProtocolError::Truncated);
     }
-    let frame = decode(kind, &payload)?;
+    let frame = decode(kind, payload)?;
     check(&frame).map_err(ProtocolError::Malformed)?;
     Ok(frame)
+}
+
+/// The largest payload a frame of `kind` may have.
+fn max_payload(kind: u8) -> usize {
+    match kind {
+        BODY | DATA => MAX_DATA,
+        _ => MAX_FRAME,
+    }
 }
 
 /// A cursor over one complete payload; running off its end is a malformed
@@ -499,8 +523,14 @@ impl<'a> Payload<'a> {
     }
 }
 
-fn decode(kind: u8, payload: &[u8]) -> Result<Frame, ProtocolError> {
-    let mut p = Payload { rest: payload, kind };
+fn decode(kind: u8, payload: Vec<u8>) -> Result<Frame, ProtocolError> {
+    // Body bytes are the payload itself: moved, not copied.
+    match kind {
+        BODY => return Ok(Frame::Body(payload)),
+        DATA => return Ok(Frame::Data(payload)),
+        _ => {}
+    }
+    let mut p = Payload { rest: &payload, kind };
     let frame = match kind {
         HELLO => Frame::Hello { version: p.array::<1>()?[0], secret: p.array()? },
         REQUEST => {
@@ -530,8 +560,6 @@ fn decode(kind: u8, payload: &[u8]) -> Result<Frame, ProtocolError> {
                 environ,
             })
         }
-        BODY => Frame::Body(p.take(payload.len())?.to_vec()),
-        DATA => Frame::Data(p.take(payload.len())?.to_vec()),
         BODY_END => Frame::BodyEnd,
         END => Frame::End,
         ABORT => Frame::Abort,
@@ -643,14 +671,23 @@ mod tests {
             }
         }
         assert_eq!(write_body(&mut Vec::new(), b"").unwrap_err().kind(), io::ErrorKind::InvalidInput);
-        let big = vec![1u8; MAX_FRAME + 10];
+        let most = vec![2u8; MAX_DATA];
+        let mut out = Vec::new();
+        write_body(&mut out, &most).unwrap();
+        assert_eq!(read(&out).unwrap(), Frame::Body(most));
+        let big = vec![1u8; MAX_DATA + 10];
         assert!(write_body(&mut Vec::new(), &big).is_err());
         assert!(write_frame(&mut Vec::new(), &Frame::Data(big.clone())).is_err());
+        assert!(write_frame(&mut Vec::new(), &Frame::Body(big.clone())).is_err());
+        // A chunk as large as a frame may be is split into Data frames of
+        // at most MAX_DATA, so a reader never holds more than that of it.
+        let huge = vec![3u8; 2 * MAX_DATA + 10];
         let mut out = Vec::new();
-        write_data(&mut out, &big).unwrap();
+        write_data(&mut out, &huge).unwrap();
         let mut cursor = Cursor::new(&out[..]);
-        assert_eq!(read_frame(&mut cursor, &Limits::default()).unwrap(), Frame::Data(vec![1; MAX_FRAME]));
-        assert_eq!(read_frame(&mut cursor, &Limits::default()).unwrap(), Frame::Data(vec![1; 10]));
+        for expected in [MAX_DATA, MAX_DATA, 10] {
+            assert_eq!(read_frame(&mut cursor, &Limits::default()).unwrap(), Frame::Data(vec![3; expected]));
+        }
         assert!(matches!(read_frame(&mut cursor, &Limits::default()), Err(ProtocolError::Closed)));
     }
 
@@ -719,8 +756,9 @@ mod tests {
     fn oversize_is_refused_before_reading_the_payload() {
         // Only the header is present: a Truncated error would mean the reader
         // went on to read (and size a buffer for) the payload.
-        let huge = header(DATA, MAX_FRAME + 1);
-        assert!(matches!(read(&huge), Err(ProtocolError::Oversize { kind: DATA, max: MAX_FRAME, .. })));
+        let huge = header(DATA, MAX_DATA + 1);
+        assert!(matches!(read(&huge), Err(ProtocolError::Oversize { kind: DATA, max: MAX_DATA, .. })));
+        assert!(matches!(read(&header(BODY, MAX_DATA + 1)), Err(ProtocolError::Oversize { kind: BODY, max: MAX_DATA, .. })));
         let all = [DATA, 0xff, 0xff, 0xff, 0xff];
         assert!(matches!(read(&all), Err(ProtocolError::Oversize { len: 0xffff_ffff, .. })));
         let tight = Limits { max_head: 20, max_request: 50 };
@@ -850,6 +888,21 @@ mod tests {
         let mut chained = Cursor::new(&bytes[..FRAME_HEADER_LEN]).chain(Failing(io::ErrorKind::WouldBlock));
         assert!(read_frame(&mut chained, &Limits::default()).unwrap_err().is_timeout());
         assert!(ProtocolError::Truncated.io_kind().is_none());
+    }
+
+    #[test]
+    fn disconnects_are_told_from_refused_frames() {
+        assert!(ProtocolError::Closed.is_disconnect() && ProtocolError::Truncated.is_disconnect());
+        for kind in [io::ErrorKind::ConnectionReset, io::ErrorKind::ConnectionAborted, io::ErrorKind::BrokenPipe] {
+            assert!(read_frame(&mut Failing(kind), &Limits::default()).unwrap_err().is_disconnect(), "{kind:?}");
+        }
+        assert!(!read_frame(&mut Failing(io::ErrorKind::WouldBlock), &Limits::default()).unwrap_err().is_disconnect());
+        // An oversized or malformed frame is the peer's doing, not a hang-up.
+        let tight = Limits { max_head: 20, max_request: 50 };
+        let oversized = read_frame(&mut Cursor::new(&encode(&head())[..]), &tight).unwrap_err();
+        assert!(!oversized.is_disconnect(), "{oversized}");
+        assert!(!read(&header(0xee, 0)).unwrap_err().is_disconnect());
+        assert!(!read(&header(READ, 5)).unwrap_err().is_disconnect());
     }
 
     #[test]
