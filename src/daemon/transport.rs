@@ -1,14 +1,16 @@
 //! A request inside a daemon process: the response goes back to the Apache
-//! child as frames, and body bytes are pulled from it on demand.
+//! child as frames, and body bytes are pulled from it on demand. The frames
+//! are queued and sent by the connection (`Connection::send_body` and the
+//! rest), which also keeps `End` back until the app's call has returned.
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use wsgi_core::protocol::{self, Frame, Limits};
-use wsgi_core::response::Head;
+use wsgi_core::response::{Head, StartError};
 
-use super::conn::Connection;
+use super::conn::{Connection, ReplyError};
+use crate::ffi::log::{Level, LogTarget};
 use crate::ffi::request::ReadFailed;
-use crate::ffi::log::LogTarget;
 use crate::wsgi::request::{IoError, Transport};
 
 pub struct SocketTransport {
@@ -16,70 +18,49 @@ pub struct SocketTransport {
     log: LogTarget,
     limits: Limits,
     body_done: bool,
-    /// Encoded frames not yet written: the head waits for the first body
-    /// bytes, so a small response goes out in one write.
-    pending: Vec<u8>,
 }
-
-/// Body chunks up to this size are copied behind pending frames so both go
-/// out in one write; larger ones are written in place.
-const COALESCE: usize = 64 * 1024;
 
 impl SocketTransport {
+    /// `conn.start_reply()` must have been called for this request.
     pub fn new(conn: Arc<Connection>, log: LogTarget, limits: Limits) -> Self {
-        conn.head_sent.store(false, Ordering::SeqCst);
-        SocketTransport { conn, log, limits, body_done: false, pending: Vec::new() }
+        SocketTransport { conn, log, limits, body_done: false }
     }
 
-    /// Writes what is pending, plus `data` as Data frames and `end` after.
-    fn flush(&mut self, data: Option<&[u8]>, end: bool) -> Result<(), IoError> {
-        let mut tail = None;
-        if let Some(data) = data {
-            if data.len() <= COALESCE {
-                protocol::write_data(&mut self.pending, data).map_err(gone)?;
-            } else {
-                tail = Some(data);
+    /// Maps a refused or failed send to what the app sees.
+    fn refused(&self, what: &str, err: ReplyError) -> IoError {
+        match err {
+            ReplyError::Ended => {
+                self.log.write(Level::Err, &format!("the application tried to {what} after its response was complete (from its iterable's close()?); refused"));
+                IoError::NoRequest
             }
+            ReplyError::Closed | ReplyError::Failed => IoError::ClientGone,
         }
-        if end && tail.is_none() {
-            protocol::write_frame(&mut self.pending, &Frame::End).map_err(gone)?;
-        }
-        let sent = self.conn.send_raw(&self.pending, tail);
-        self.pending.clear();
-        sent.map_err(gone)?;
-        if end && tail.is_some() {
-            self.conn.send(&Frame::End).map_err(gone)?;
-        }
-        Ok(())
     }
-}
-
-fn gone(_: std::io::Error) -> IoError {
-    IoError::ClientGone
 }
 
 impl Transport for SocketTransport {
     fn send_head(&mut self, head: &Head) -> Result<(), IoError> {
+        if (100..200).contains(&head.status.code) {
+            // An informational status is not a response: the child would
+            // refuse it, so say why here, where the app's error is logged.
+            return Err(IoError::Start(StartError::Invalid(format!("status {} is informational (1xx); a WSGI application must give a final status", head.status.code))));
+        }
         let frame = Frame::Head { status: head.status.code, status_line: head.status.line.clone().into_bytes(), headers: head.headers.clone() };
         if protocol::payload_len(&frame) > self.limits.max_head {
-            return Err(IoError::Start(wsgi_core::response::StartError::Invalid(format!(
+            return Err(IoError::Start(StartError::Invalid(format!(
                 "response headers are larger than header-buffer-size ({} bytes)",
                 self.limits.max_head
             ))));
         }
-        if self.conn.head_sent.swap(true, Ordering::SeqCst) {
-            // The monitor already answered for this request (request-timeout).
-            return Err(IoError::ClientGone);
-        }
-        protocol::write_frame(&mut self.pending, &frame).map_err(gone)
+        self.conn.queue_head(&frame).map_err(|e| self.refused("send the response headers", e))
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), IoError> {
-        self.flush(Some(data), false)
+        self.conn.send_body(data, false).map_err(|e| self.refused(&format!("write {} bytes", data.len()), e))
     }
 
     fn write_final(&mut self, data: &[u8]) -> Result<(), IoError> {
-        self.flush(Some(data), true)
+        self.conn.send_body(data, true).map_err(|e| self.refused(&format!("write {} bytes", data.len()), e))
     }
 
     fn can_send_files(&self) -> bool {
@@ -95,8 +76,7 @@ impl Transport for SocketTransport {
             return Ok(0);
         }
         let want = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        protocol::write_frame(&mut self.pending, &Frame::Read(want)).map_err(|_| ReadFailed)?;
-        self.flush(None, false).map_err(|_| ReadFailed)?;
+        self.conn.request_body(want).map_err(|_| ReadFailed)?;
         match self.conn.read_frame(&self.limits) {
             Ok(Frame::Body(data)) if data.len() <= buf.len() => {
                 buf[..data.len()].copy_from_slice(&data);
@@ -114,12 +94,12 @@ impl Transport for SocketTransport {
     }
 
     fn finish(&mut self) -> Result<(), IoError> {
-        self.flush(None, true)
+        self.conn.end_body().map_err(|e| self.refused("end the response again", e))
     }
 
     fn abort(&mut self) {
-        if protocol::write_frame(&mut self.pending, &Frame::Abort).is_ok() {
-            let _ = self.flush(None, false);
+        if let Err(ReplyError::Ended) = self.conn.abort_body() {
+            self.log.write(Level::Err, "the application failed after its response was complete (in its iterable's close()?); the response stands as sent");
         }
     }
 

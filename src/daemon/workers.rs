@@ -39,7 +39,10 @@ impl Daemon {
             };
             for event in &events[..n] {
                 match event.data() {
-                    WAKE => return,
+                    WAKE => {
+                        self.turn_away_idle();
+                        return;
+                    }
                     LISTENER => self.accept_one(),
                     fd => {
                         let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).remove(&(fd as RawFd));
@@ -80,10 +83,27 @@ impl Daemon {
         Connection::new(stream).ok()
     }
 
+    /// The process is stopping: no worker reads the idle connections again.
+    fn turn_away_idle(&self) {
+        let idle: Vec<_> = self.idle.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, conn)| conn).collect();
+        idle.iter().for_each(|conn| conn.turn_away());
+    }
+
     fn park(&self, conn: Arc<Connection>) {
         let fd = conn.stream.as_raw_fd();
         let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT | EpollFlags::EPOLLRDHUP, fd as u64);
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).insert(fd, conn.clone());
+        {
+            // `stopping` is set before the workers are woken to turn the
+            // idle connections away; checked under the lock, no connection
+            // parked after that is missed.
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            if self.stopping.load(Ordering::SeqCst) {
+                drop(idle);
+                conn.turn_away();
+                return;
+            }
+            idle.insert(fd, conn.clone());
+        }
         // SAFETY-free borrow: the fd stays open while the connection is in `idle`.
         let borrowed: BorrowedFd<'_> = conn.stream.as_fd();
         let registered = if conn.registered.swap(true, Ordering::SeqCst) {
@@ -141,6 +161,7 @@ impl Daemon {
         let interp = interp::for_group("").expect("created at start-up");
         self.state.lock().unwrap_or_else(|e| e.into_inner()).active += 1;
         *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        conn.start_reply();
         *self.slots[slot].current.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), conn.clone()));
         let daemon_start = now_us() as f64 / 1e6;
 
@@ -167,10 +188,12 @@ impl Daemon {
                     *since = if interp.is_loaded(py, &head.script) { None } else { since.or(Some(Instant::now())) };
                     drop(since);
                     if outcome.headers_sent {
+                        // Refused (and logged) if the response was already
+                        // complete, e.g. when only close() raised: it stands.
                         request_io::abort_response();
                         After::Keep
                     } else {
-                        match conn.send(&Frame::Error { status }) {
+                        match conn.answer_error(status) {
                             Ok(()) => After::Keep,
                             Err(_) => After::Close,
                         }
@@ -178,6 +201,12 @@ impl Daemon {
                 }
             }
         });
+        // The app's call, its iterable's close() included, has returned:
+        // only now may the response end, so nothing can follow End.
+        let after = match after {
+            After::Keep if conn.finish_reply().is_err() => After::Close,
+            other => other,
+        };
 
         *self.slots[slot].current.lock().unwrap_or_else(|e| e.into_inner()) = None;
         *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
