@@ -6,6 +6,11 @@ void mrs_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b)
     APR_BRIGADE_INSERT_TAIL(bb, b);
 }
 
+int mrs_brigade_ends_with_eos(apr_bucket_brigade *bb)
+{
+    return !APR_BRIGADE_EMPTY(bb) && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb));
+}
+
 /* The ap_log_*error macros fill in file, line and module index; the Rust
  * caller passes its own, so "LogLevel wsgi:debug" applies and debug lines
  * name the Rust source. The message always goes through "%s" so that a '%'

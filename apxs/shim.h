@@ -7,6 +7,7 @@
 #include <apr_buckets.h>
 
 void mrs_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b);
+int mrs_brigade_ends_with_eos(apr_bucket_brigade *bb);
 void mrs_log_rerror(const char *file, int line, int module_index, int level,
                     apr_status_t status, const request_rec *r, const char *msg);
 void mrs_log_error(const char *file, int line, int module_index, int level,

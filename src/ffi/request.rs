@@ -246,13 +246,43 @@ impl Request {
 
     /// Reads body bytes into `buf`; 0 at the end, `Err` on a client error.
     pub fn read_body(&self, buf: &mut [u8]) -> Result<usize, ReadFailed> {
-        // SAFETY: buf is writable for its length.
-        let n = unsafe { sys::ap_get_client_block(self.raw, buf.as_mut_ptr() as *mut c_char, buf.len()) };
-        if n < 0 {
-            self.close_connection();
-            Err(ReadFailed)
-        } else {
-            Ok(n as usize)
+        self.read_body_or_status(buf).map_err(|_| ReadFailed)
+    }
+
+    /// As [`Request::read_body`] (what `ap_get_client_block` does), but a
+    /// failure comes with the HTTP status that answers it: 413 over
+    /// `LimitRequestBody`, 408 on a timeout, 400 for a malformed body, or
+    /// `AP_FILTER_ERROR` when Apache's input filter already sent the error
+    /// response itself (the handler must then not send another).
+    pub fn read_body_or_status(&self, buf: &mut [u8]) -> Result<usize, i32> {
+        let r = self.raw;
+        // SAFETY: the request's own fields and filters, on its thread; the
+        // brigade lives in r->pool and is destroyed before returning, and
+        // buf is writable for its length.
+        unsafe {
+            if (*r).remaining < 0 || ((*r).read_chunked == 0 && (*r).remaining == 0) {
+                return Ok(0);
+            }
+            let bb = sys::apr_brigade_create((*r).pool, self.conn().bucket_alloc);
+            let rv = sys::ap_get_brigade((*r).input_filters, bb, sys::ap_input_mode_t_AP_MODE_READBYTES, sys::apr_read_type_e_APR_BLOCK_READ, buf.len() as sys::apr_off_t);
+            if rv != 0 {
+                sys::apr_brigade_destroy(bb);
+                self.close_connection();
+                return Err(sys::ap_map_http_request_error(rv, sys::HTTP_BAD_REQUEST));
+            }
+            if sys::mrs_brigade_ends_with_eos(bb) != 0 {
+                // The next call answers 0.
+                (*r).remaining = if (*r).read_chunked != 0 { -1 } else { 0 };
+            }
+            let mut len = buf.len() as sys::apr_size_t;
+            let rv = sys::apr_brigade_flatten(bb, buf.as_mut_ptr() as *mut c_char, &mut len);
+            sys::apr_brigade_destroy(bb);
+            if rv != 0 {
+                self.close_connection();
+                return Err(sys::HTTP_INTERNAL_SERVER_ERROR);
+            }
+            (*r).read_length += len as sys::apr_off_t;
+            Ok(len as usize)
         }
     }
 
