@@ -472,3 +472,13 @@ def kill(pid, sig):
     except ProcessLookupError:
         return False
 
+
+
+def runs(apache, token):
+    """Pids of the processes that ran the request named ``token`` of the
+    apps/daemon/exchange.wsgi app (one line per run, in order)."""
+    try:
+        with open(apache.state_file('runs-' + token)) as f:
+            return [int(line) for line in f.read().split()]
+    except FileNotFoundError:
+        return []

@@ -5,6 +5,7 @@ import signal
 import socket
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -15,6 +16,7 @@ CONFIG = r"""
 WSGIDaemonProcess life processes=2 threads=4 display-name=%{GROUP}
 WSGIDaemonProcess usr1 processes=1 threads=2 display-name=%{GROUP}
 WSGIScriptAlias /life {apps}/daemon/info.wsgi process-group=life
+WSGIScriptAlias /life-count {apps}/daemon/exchange.wsgi process-group=life
 WSGIScriptAlias /usr1 {apps}/daemon/info.wsgi process-group=usr1
 """
 
@@ -31,9 +33,21 @@ def failures(results, since=0.0, until=None):
 
 
 def test_kill_9_under_load(server):
-    a_pid, b_pid = du.daemon_pids(server, 'life')
-    old = {a_pid, b_pid}
+    old = set(du.daemon_pids(server, 'life'))
     offset = server.log_size()
+    # Pooled connections in both Apache children, so that the request in
+    # flight below is sent over one (the old child re-sent such a request
+    # when its connection died under it).
+    du.burst(server, '/life', 8)
+    # A request in flight in the process that is killed: it ran, so it must
+    # fail (502) and must never be sent to another process.
+    token = uuid.uuid4().hex[:12]
+    inflight = {}
+    slow = threading.Thread(target=lambda: inflight.setdefault(
+        'result', du.try_get(server, '/life-count?mode=count&sleep=30&token=' + token, timeout=60)))
+    slow.start()
+    (a_pid,) = du.wait_for(lambda: du.runs(server, token), 10)
+    (b_pid,) = old - {a_pid}
     with du.Load(server, '/life', clients=3) as load:
         time.sleep(0.5)
         t_kill_a = time.time()
@@ -55,9 +69,13 @@ def test_kill_9_under_load(server):
         time.sleep(2.0)
         load.stop()
         results = load.snapshot()
-    # While A was dead, B kept serving.
-    # (Requests that ended before B was killed: one in flight on a pooled
-    # connection to B is retried and may be answered by B's replacement.)
+    slow.join(60)
+    status, _, elapsed = inflight['result']
+    assert status == 502 and elapsed < 20, (inflight, server.log_since(offset))
+    assert du.runs(server, token) == [a_pid], du.runs(server, token)
+    # While A was dead, B kept serving. (Requests in flight in a killed
+    # process fail with 502 and are not sent again; a pooled connection
+    # found dead before sending is dropped, so others are served.)
     during_a = [r for r in results if t_kill_a <= r[0] and r[3] <= t_kill_b]
     ok_a = [r for r in during_a if r[1] == 200]
     assert len(ok_a) >= 20, during_a[:20]
