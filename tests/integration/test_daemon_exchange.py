@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from harness import Connection, Response, build_request, chunk_encode
+from harness import ApacheError, Connection, Response, build_request, chunk_encode
 import daemon_util as du
 
 CONFIG = r"""
@@ -259,6 +259,22 @@ def test_body_beyond_content_length_is_clipped_and_keep_alive_holds(server):
         assert r.status == 200 and r.header('Content-Length') == '10' and r.body == b'', r.raw
         r = c.request('GET', '/one?mode=count')
         assert r.status == 200 and r.json()['body'] == '', r.raw
+
+
+def test_hop_by_hop_headers_from_the_app_do_not_frame_the_client_connection(server):
+    hop = '&'.join('h=' + h for h in ('Transfer-Encoding:chunked', 'Keep-Alive:timeout=99', 'Upgrade:h2c', 'X-Kept:1'))
+    with Connection(server.port) as c:
+        r = c.request('GET', '/one?mode=headers&' + hop)
+        assert r.status == 200 and r.header('X-Kept') == '1', r.raw
+        assert r.header('Upgrade') is None and 'timeout=99' not in (r.header('Keep-Alive') or ''), r.raw
+        # Apache framed the body itself, so the connection is still in step.
+        assert r.body == b'hello' and r.complete, r.raw
+        r = c.request('GET', '/one?mode=headers&h=Connection:close')
+        assert r.status == 200 and r.body == b'hello', r.raw
+        # The app's Connection: close is honoured by Apache.
+        assert 'close' in (r.header('Connection') or '').lower(), r.raw
+        with pytest.raises((ApacheError, OSError)):
+            c.request('GET', '/one?mode=count')
 
 
 # -- memory ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 #   late_head&sleep=S          headers with Content-Length 0, a chunk (so the head
 #                              is due but nothing can follow), then sleep
 #   big&mib=N                  one chunk of N MiB
+#   headers&h=NAME:VALUE...    those response headers, and a body
 #   raise                      an exception before start_response
 #   notfound                   a 404 with a body of its own
 import json
@@ -109,6 +110,11 @@ def application(environ, start_response):
     if mode == 'big':
         start_response('200 OK', [('Content-Type', 'application/octet-stream')])
         return [b'z' * (int(qs['mib'][0]) << 20)]
+
+    if mode == 'headers':
+        extra = [tuple(h.split(':', 1)) for h in qs.get('h', [])]
+        start_response('200 OK', [('Content-Type', 'text/plain')] + extra)
+        return [b'hello']
 
     if mode == 'raise':
         raise ValueError('mwrs-raise-before-%s' % token)
