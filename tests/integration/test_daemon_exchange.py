@@ -9,6 +9,8 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import threading
 import time
 import uuid
 
@@ -130,6 +132,41 @@ def test_dead_pooled_connection_is_found_before_sending(server, token, stop):
     log = server.log_since(offset)
     # Found dead when taken from the pool, not after sending.
     assert 'before it read the request' not in log and 'closed the connection' not in log, log
+
+
+def unread_bytes(pid):
+    """Bytes waiting unread on the connected UNIX sockets of ``pid``."""
+    out = subprocess.run(['ss', '-x', '-p', '-H', 'state', 'established'], capture_output=True, text=True).stdout
+    return sum(int(line.split()[1]) for line in out.splitlines() if 'pid=%d,' % pid in line)
+
+
+@pytest.mark.parametrize('method,expected', [('GET', 200), ('POST', 502)])
+def test_request_the_daemon_never_read(server, token, method, expected):
+    pid = du.get_json(server, '/pair')['pid']
+    du.kill(pid, signal.SIGSTOP)
+    result = {}
+    body = b'never read' if method == 'POST' else None
+    client = threading.Thread(target=lambda: result.setdefault(
+        'r', server.request(method, '/pair?mode=count&token=' + token, body=body, timeout=30)))
+    try:
+        client.start()
+        # The request waits in the stopped process's socket, unread ...
+        assert du.wait_for(lambda: unread_bytes(pid) > 0, 10), 'the request was not sent to %d' % pid
+    finally:
+        # ... which is killed: its end is reset with the request unread.
+        du.kill(pid, signal.SIGKILL)
+        du.kill(pid, signal.SIGCONT)
+        client.join(30)
+    r = result['r']
+    assert r.status == expected, r.raw[:300]
+    if method == 'GET':
+        # It cannot have run, and a bodiless GET may go to another process.
+        (ran,) = du.runs(server, token)
+        assert ran != pid and r.json()['pid'] == ran
+    else:
+        # Anything else is not sent again.
+        assert du.runs(server, token) == []
+    du.wait_daemons(server, 'pair', 2, exclude={pid})
 
 
 def test_restart_is_retried(server, token):
