@@ -1,7 +1,7 @@
 //! Deciding which requests are ours (`WSGIScriptAlias`, the `wsgi-script`
 //! handler) and where each runs: in this process's Python (embedded mode)
 //! or in a daemon process group.
-use wsgi_core::directives::{GroupContext, MapHeadToGet};
+use wsgi_core::directives::{GroupContext, GroupSpec, MapHeadToGet};
 use wsgi_core::environ::alias_match_len;
 
 use wsgi_core::protocol::RequestHead;
@@ -22,27 +22,27 @@ const ALIAS_NOTE: &std::ffi::CStr = c"mod_wsgi.script_alias";
 /// (plus the rest of the URI, which Apache's directory walk turns into
 /// PATH_INFO) and marks the request for our handler.
 pub fn translate_name(req: Request) -> i32 {
-    let uri = String::from_utf8_lossy(req.uri());
-    if !uri.starts_with('/') {
+    // The URI's bytes as Apache decoded them: a %E9 stays the byte 0xE9.
+    let uri = req.uri();
+    if !uri.starts_with(b"/") {
         return sys::DECLINED;
     }
     for (index, alias) in req.server_config().aliases.iter().enumerate() {
         let (target, consumed) = match &alias.pattern {
-            AliasPattern::Prefix(prefix) => match alias_match_len(&uri, prefix, alias.target.ends_with('/')) {
-                Some(n) => (alias.target.clone(), n),
+            AliasPattern::Prefix(prefix) => match alias_match_len(uri, prefix, alias.target.ends_with('/')) {
+                Some(n) => (alias.target.as_bytes().to_vec(), n),
                 None => continue,
             },
-            AliasPattern::Regex(regex) => match regex.captures(&uri) {
+            AliasPattern::Regex(regex) => match regex.captures(uri) {
                 Some(groups) => {
-                    let texts: Vec<Option<&str>> = groups.iter().map(|g| g.map(|(s, e)| &uri[s..e])).collect();
+                    let texts: Vec<Option<&[u8]>> = groups.iter().map(|g| g.map(|(s, e)| &uri[s..e])).collect();
                     let end = groups[0].map_or(0, |(_, e)| e);
                     (wsgi_core::environ::substitute_captures(&alias.target, &texts), end)
                 }
                 None => continue,
             },
         };
-        let filename = format!("{target}{}", &uri[consumed..]);
-        req.set_filename(filename.as_bytes());
+        req.set_filename(&[&target[..], &uri[consumed..]].concat());
         req.set_handler(b"wsgi-script");
         req.set_note(ALIAS_NOTE, index.to_string().as_bytes());
         return sys::OK;
@@ -84,20 +84,11 @@ pub fn handle(req: Request) -> i32 {
         return status;
     }
     let (script_name, path_info) = environ::script_name_and_path_info(&req);
-    let env_lookup = |name: &str| req.notes().get_string(name).or_else(|| req.subprocess_env().get_string(name)).or_else(|| std::env::var(name).ok());
-    let server_name = String::from_utf8_lossy(req.server_name()).into_owned();
-    let host = req.headers_in().get(c"Host").map(|h| String::from_utf8_lossy(h).into_owned());
-    let group_context = GroupContext {
-        server_name: &server_name,
-        port: req.server_port(),
-        host_header: host.as_deref(),
-        script_name: &script_name,
-        env: &env_lookup,
-    };
-    let group = cfg.application_group.expand(&group_context);
-    let process_group = cfg.process_group.expand(&group_context);
-    if cfg.restrict_process.as_ref().is_some_and(|allowed| !allowed.contains(&process_group)) {
-        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, &format!("process group '{process_group}' is not allowed here by WSGIRestrictProcess; cannot run {script}"));
+    let group = expand_group(&req, &cfg.application_group, &script_name);
+    let process_group = expand_group(&req, &cfg.process_group, &script_name);
+    let process_group_name = String::from_utf8_lossy(&process_group);
+    if cfg.restrict_process.as_ref().is_some_and(|allowed| !allowed.iter().any(|name| name.as_bytes() == process_group)) {
+        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, &format!("process group '{process_group_name}' is not allowed here by WSGIRestrictProcess; cannot run {script}"));
     }
     let head_as_get = req.method() == b"HEAD"
         && match cfg.map_head_to_get {
@@ -116,15 +107,17 @@ pub fn handle(req: Request) -> i32 {
     };
     let mut vars = environ::collect(&req, &facts);
     wsgi_core::proxy::apply(&mut vars, &cfg.trusted_proxy_headers, cfg.trusted_proxies.as_deref());
+    // Names go on as Latin-1 text: one char per byte, nothing lost.
+    let group = latin1_string(&group);
     if process_group.is_empty() {
         return crate::embedded::run(req, &script, mtime, &cfg, &group, &vars);
     }
 
-    let Some(daemon) = group::find(&process_group) else {
-        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, &format!("No WSGI daemon process called '{process_group}' has been configured (WSGIProcessGroup); cannot run {script}"));
+    let Some(daemon) = std::str::from_utf8(&process_group).ok().and_then(group::find) else {
+        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, &format!("No WSGI daemon process called '{process_group_name}' has been configured (WSGIProcessGroup); cannot run {script}"));
     };
     if !daemon.def.usable_from(req.server()) {
-        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, &format!("WSGI daemon process group '{process_group}' is defined in another virtual host and cannot be used here; cannot run {script}"));
+        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, &format!("WSGI daemon process group '{process_group_name}' is defined in another virtual host and cannot be used here; cannot run {script}"));
     }
     let head = RequestHead {
         script,
@@ -137,4 +130,21 @@ pub fn handle(req: Request) -> i32 {
     };
     let settings = client::Settings { error_override: cfg.error_override, apache_timeout: crate::ffi::server::request_timeout(req.server()) };
     client::run(req, &daemon, head, &settings)
+}
+
+/// Expands a group selector for this request. `%{SERVER}` and
+/// `%{RESOURCE}` use the virtual host's ServerName and `%{HOST}` the host
+/// Apache parsed from the request, never the raw Host header.
+pub(crate) fn expand_group(req: &Request, spec: &GroupSpec, script_name: &[u8]) -> Vec<u8> {
+    let env = |name: &str| {
+        let key = std::ffi::CString::new(name).ok()?;
+        let from_request = req.notes().get(&key).or_else(|| req.subprocess_env().get(&key)).map(<[u8]>::to_vec);
+        from_request.or_else(|| std::env::var_os(name).map(std::ffi::OsString::into_encoded_bytes))
+    };
+    spec.expand(&GroupContext { server_hostname: req.server_hostname(), port: req.server_port(), hostname: req.hostname(), script_name, env: &env })
+}
+
+/// Bytes as Latin-1 text: one char per byte, so nothing is lost.
+fn latin1_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
 }

@@ -224,6 +224,7 @@ pub fn process_info(settings: &GlobalSettings, process_group: &str, processes: i
         python_path: settings.path.clone(),
         switch_interval: settings.switch_interval,
         python_eggs: settings.python_eggs.clone(),
+        run_once: false,
     }
 }
 

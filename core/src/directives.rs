@@ -68,9 +68,10 @@ pub fn parse_warning_option(value: &str) -> Result<String, String> {
 pub enum GroupSpec {
     /// `%{GLOBAL}`: the main interpreter (or, for a process group, embedded mode).
     Global,
-    /// `%{SERVER}`: ServerName, plus `:port` unless 80 or 443.
+    /// `%{SERVER}`: the virtual host's ServerName, plus `:port` unless 80 or 443.
     Server,
-    /// `%{HOST}`: the Host header, falling back to ServerName, plus `:port`.
+    /// `%{HOST}`: the host the client asked for (Apache's lowercased
+    /// `r->hostname`, no port), falling back to ServerName, plus `:port`.
     Host,
     /// `%{RESOURCE}`: `ServerName[:port]|SCRIPT_NAME`.
     Resource,
@@ -103,32 +104,40 @@ pub fn parse_group_spec(directive: &str, value: &str) -> Result<GroupSpec, Strin
 }
 
 /// The inputs a [`GroupSpec`] expands from; gathered from the request by the
-/// caller so expansion stays pure.
+/// caller so expansion stays pure. Names are bytes, as Apache keeps them.
 pub struct GroupContext<'a> {
-    pub server_name: &'a str,
+    /// The configured ServerName of the virtual host that took the request
+    /// (never the client's Host header).
+    pub server_hostname: &'a [u8],
     pub port: u16,
-    pub host_header: Option<&'a str>,
-    pub script_name: &'a str,
+    /// The host the request named, lowercased and without a port.
+    pub hostname: Option<&'a [u8]>,
+    pub script_name: &'a [u8],
     /// Looks up `%{ENV:NAME}` in notes, then the request environment, then the process.
-    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub env: &'a dyn Fn(&str) -> Option<Vec<u8>>,
 }
 
 impl GroupSpec {
-    pub fn expand(&self, ctx: &GroupContext<'_>) -> String {
-        let with_port = |name: &str| {
-            if ctx.port == 80 || ctx.port == 443 || name.contains(':') {
-                name.to_string()
-            } else {
-                format!("{name}:{}", ctx.port)
+    pub fn expand(&self, ctx: &GroupContext<'_>) -> Vec<u8> {
+        let with_port = |name: &[u8]| {
+            let mut out = name.to_vec();
+            if ctx.port != 80 && ctx.port != 443 {
+                out.extend_from_slice(format!(":{}", ctx.port).as_bytes());
             }
+            out
         };
         match self {
-            GroupSpec::Global => String::new(),
-            GroupSpec::Server => with_port(ctx.server_name),
-            GroupSpec::Host => with_port(ctx.host_header.filter(|h| !h.is_empty()).unwrap_or(ctx.server_name)),
-            GroupSpec::Resource => format!("{}|{}", with_port(ctx.server_name), ctx.script_name),
+            GroupSpec::Global => Vec::new(),
+            GroupSpec::Server => with_port(ctx.server_hostname),
+            GroupSpec::Host => with_port(ctx.hostname.filter(|h| !h.is_empty()).unwrap_or(ctx.server_hostname)),
+            GroupSpec::Resource => {
+                let mut name = with_port(ctx.server_hostname);
+                name.push(b'|');
+                name.extend_from_slice(ctx.script_name);
+                name
+            }
             GroupSpec::Env(name) => (ctx.env)(name).unwrap_or_default(),
-            GroupSpec::Literal(name) => name.clone(),
+            GroupSpec::Literal(name) => name.as_bytes().to_vec(),
         }
     }
 }
@@ -314,17 +323,25 @@ mod tests {
     #[test]
     fn group_specs_expand() {
         let no_env = |_: &str| None;
-        let env = |name: &str| (name == "APP").then(|| "from-env".to_string());
-        let ctx = GroupContext { server_name: "example.com", port: 8080, host_header: Some("alias.example.com"), script_name: "/app", env: &no_env };
-        assert_eq!(parse_group_spec("X", "%{GLOBAL}").unwrap().expand(&ctx), "");
-        assert_eq!(parse_group_spec("X", "%{SERVER}").unwrap().expand(&ctx), "example.com:8080");
-        assert_eq!(parse_group_spec("X", "%{HOST}").unwrap().expand(&ctx), "alias.example.com:8080");
-        assert_eq!(parse_group_spec("X", "%{RESOURCE}").unwrap().expand(&ctx), "example.com:8080|/app");
-        assert_eq!(parse_group_spec("X", "mine").unwrap().expand(&ctx), "mine");
-        let ctx80 = GroupContext { port: 80, host_header: None, env: &env, ..ctx };
-        assert_eq!(parse_group_spec("X", "%{HOST}").unwrap().expand(&ctx80), "example.com");
-        assert_eq!(parse_group_spec("X", "%{ENV:APP}").unwrap().expand(&ctx80), "from-env");
-        assert_eq!(parse_group_spec("X", "%{ENV:NOPE}").unwrap().expand(&ctx80), "");
+        let env = |name: &str| (name == "APP").then(|| b"from-env".to_vec());
+        let ctx = GroupContext { server_hostname: b"example.com", port: 8080, hostname: Some(b"alias.example.com"), script_name: b"/app", env: &no_env };
+        let expand = |spec: &str, ctx: &GroupContext<'_>| String::from_utf8(parse_group_spec("X", spec).unwrap().expand(ctx)).unwrap();
+        assert_eq!(expand("%{GLOBAL}", &ctx), "");
+        assert_eq!(expand("%{SERVER}", &ctx), "example.com:8080");
+        assert_eq!(expand("%{HOST}", &ctx), "alias.example.com:8080");
+        assert_eq!(expand("%{RESOURCE}", &ctx), "example.com:8080|/app");
+        assert_eq!(expand("mine", &ctx), "mine");
+        let ctx80 = GroupContext { port: 80, hostname: None, env: &env, ..ctx };
+        assert_eq!(expand("%{HOST}", &ctx80), "example.com");
+        assert_eq!(expand("%{SERVER}", &ctx80), "example.com");
+        assert_eq!(expand("%{ENV:APP}", &ctx80), "from-env");
+        assert_eq!(expand("%{ENV:NOPE}", &ctx80), "");
+        // An IPv6 host keeps its port suffix, as in mod_wsgi.
+        let ctx_v6 = GroupContext { hostname: Some(b"::1"), ..ctx };
+        assert_eq!(expand("%{HOST}", &ctx_v6), "::1:8080");
+        // A script name that is not UTF-8 stays as the bytes it was.
+        let ctx_latin1 = GroupContext { script_name: b"/caf\xe9", ..ctx };
+        assert_eq!(parse_group_spec("X", "%{RESOURCE}").unwrap().expand(&ctx_latin1), b"example.com:8080|/caf\xe9");
         assert!(parse_group_spec("WSGIApplicationGroup", "%{BOGUS}").unwrap_err().contains("WSGIApplicationGroup"));
         assert!(parse_group_spec("X", "%{ENV:}").is_err());
     }

@@ -3,12 +3,16 @@
 /// The environ key for a request header, or `None` when the header must not
 /// reach the app: names with characters other than letters, digits and '-'
 /// (so `X_Foo` cannot pose as `X-Foo`), `Proxy` (httpoxy), and the
-/// credentials headers, which only `WSGIPassAuthorization` lets through.
-pub fn header_key(name: &[u8]) -> Option<String> {
+/// credentials headers unless `pass_credentials` (Apache's `CGIPassAuth On`;
+/// `WSGIPassAuthorization` adds `Authorization` separately).
+pub fn header_key(name: &[u8], pass_credentials: bool) -> Option<String> {
     if name.is_empty() || !name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-') {
         return None;
     }
-    if name.eq_ignore_ascii_case(b"proxy") || name.eq_ignore_ascii_case(b"authorization") || name.eq_ignore_ascii_case(b"proxy-authorization") {
+    if name.eq_ignore_ascii_case(b"proxy") {
+        return None;
+    }
+    if !pass_credentials && (name.eq_ignore_ascii_case(b"authorization") || name.eq_ignore_ascii_case(b"proxy-authorization")) {
         return None;
     }
     if name.eq_ignore_ascii_case(b"content-type") {
@@ -24,9 +28,10 @@ pub fn header_key(name: &[u8]) -> Option<String> {
 }
 
 /// Environment variables from Apache (`SetEnv`, mod_rewrite, mod_ssl) that
-/// never reach the app: the search path and the dynamic loader's variables.
+/// never reach the app: the search path, the dynamic loader's variables, and
+/// `HTTPS`, which the app sees as `wsgi.url_scheme` instead (as in mod_wsgi 6).
 pub fn is_hidden_env(name: &str) -> bool {
-    matches!(name, "PATH" | "LD_LIBRARY_PATH" | "DYLD_LIBRARY_PATH" | "LIBPATH" | "SHLIB_PATH")
+    matches!(name, "PATH" | "LD_LIBRARY_PATH" | "DYLD_LIBRARY_PATH" | "LIBPATH" | "SHLIB_PATH" | "HTTPS")
 }
 
 /// Environ keys whose values are file system paths, decoded as Python
@@ -36,37 +41,39 @@ pub fn is_path_key(key: &str) -> bool {
 }
 
 /// Collapses runs of '/' into one, as mod_wsgi does for SCRIPT_NAME and PATH_INFO.
-pub fn collapse_slashes(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut previous_slash = false;
-    for c in path.chars() {
-        if c == '/' && previous_slash {
+pub fn collapse_slashes(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len());
+    for &b in path {
+        if b == b'/' && out.last() == Some(&b'/') {
             continue;
         }
-        previous_slash = c == '/';
-        out.push(c);
+        out.push(b);
     }
     out
+}
+
+fn trim_trailing_slashes(path: &[u8]) -> &[u8] {
+    let end = path.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
+    &path[..end]
 }
 
 /// Splits the request URI into SCRIPT_NAME and PATH_INFO, given the path info
 /// Apache found after the script: SCRIPT_NAME is the URI up to where the path
 /// info starts (matched from the end, since the URI may hold extra slashes),
-/// and a script mounted at `/` gives an empty SCRIPT_NAME.
-pub fn split_script_name(uri: &str, path_info: &str) -> (String, String) {
+/// and a script mounted at `/` gives an empty SCRIPT_NAME. Both are the bytes
+/// of the decoded URI, which WSGI hands to the app as Latin-1.
+pub fn split_script_name(uri: &[u8], path_info: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let script = if !path_info.is_empty() && uri.ends_with(path_info) {
         &uri[..uri.len() - path_info.len()]
     } else if !path_info.is_empty() {
         let collapsed_info = collapse_slashes(path_info);
         let collapsed_uri = collapse_slashes(uri);
         let end = collapsed_uri.len().saturating_sub(collapsed_info.len());
-        return (collapse_slashes(collapsed_uri[..end].trim_end_matches('/')), collapsed_info);
+        return (collapse_slashes(trim_trailing_slashes(&collapsed_uri[..end])), collapsed_info);
     } else {
         uri
     };
-    let script = collapse_slashes(script);
-    let script = script.trim_end_matches('/').to_string();
-    (script, collapse_slashes(path_info))
+    (trim_trailing_slashes(&collapse_slashes(script)).to_vec(), collapse_slashes(path_info))
 }
 
 /// Where a `WSGIScriptAlias` prefix matches a URI: at a path-segment boundary,
@@ -75,16 +82,15 @@ pub fn split_script_name(uri: &str, path_info: &str) -> (String, String) {
 /// file target the slashes ending the match stay in the rest, so that
 /// `WSGIScriptAlias / /srv/app.wsgi` maps `/x` to `/srv/app.wsgi/x`
 /// (PATH_INFO `/x`), not `/srv/app.wsgix`.
-pub fn alias_match_len(uri: &str, alias: &str, target_is_dir: bool) -> Option<usize> {
+pub fn alias_match_len(uri: &[u8], alias: &str, target_is_dir: bool) -> Option<usize> {
     let consumed = prefix_match_len(uri, alias)?;
     if target_is_dir {
         return Some(consumed);
     }
-    Some(uri[..consumed].trim_end_matches('/').len())
+    Some(trim_trailing_slashes(&uri[..consumed]).len())
 }
 
-fn prefix_match_len(uri: &str, alias: &str) -> Option<usize> {
-    let uri_b = uri.as_bytes();
+fn prefix_match_len(uri_b: &[u8], alias: &str) -> Option<usize> {
     let alias_b = alias.as_bytes();
     let (mut u, mut a) = (0, 0);
     while a < alias_b.len() {
@@ -115,18 +121,18 @@ fn prefix_match_len(uri: &str, alias: &str) -> Option<usize> {
 
 /// Expands `$0`…`$9` in a `WSGIScriptAliasMatch` target with the groups
 /// the pattern captured (an unmatched group expands to nothing); `\$` is a
-/// literal '$'.
-pub fn substitute_captures(template: &str, groups: &[Option<&str>]) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut chars = template.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if matches!(chars.peek(), Some('$') | Some('\\')) => out.push(chars.next().expect("peeked")),
-            '$' if chars.peek().is_some_and(|d| d.is_ascii_digit()) => {
-                let n = chars.next().and_then(|d| d.to_digit(10)).expect("peeked a digit") as usize;
-                out.push_str(groups.get(n).copied().flatten().unwrap_or(""));
+/// literal '$'. The captures are URI bytes, kept as they are.
+pub fn substitute_captures(template: &str, groups: &[Option<&[u8]>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(template.len());
+    let mut bytes = template.bytes().peekable();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\\' if matches!(bytes.peek(), Some(b'$') | Some(b'\\')) => out.push(bytes.next().expect("peeked")),
+            b'$' if bytes.peek().is_some_and(|d| d.is_ascii_digit()) => {
+                let n = usize::from(bytes.next().expect("peeked a digit") - b'0');
+                out.extend_from_slice(groups.get(n).copied().flatten().unwrap_or(b""));
             }
-            _ => out.push(c),
+            _ => out.push(b),
         }
     }
     out
@@ -138,62 +144,73 @@ mod tests {
 
     #[test]
     fn header_keys() {
-        assert_eq!(header_key(b"X-Foo").as_deref(), Some("HTTP_X_FOO"));
-        assert_eq!(header_key(b"user-agent").as_deref(), Some("HTTP_USER_AGENT"));
-        assert_eq!(header_key(b"Content-Type").as_deref(), Some("CONTENT_TYPE"));
-        assert_eq!(header_key(b"content-length").as_deref(), Some("CONTENT_LENGTH"));
-        assert_eq!(header_key(b"X_Foo"), None);
-        assert_eq!(header_key(b"X.Foo"), None);
-        assert_eq!(header_key(b""), None);
-        assert_eq!(header_key(b"Proxy"), None);
-        assert_eq!(header_key(b"Authorization"), None);
-        assert_eq!(header_key(b"Proxy-Authorization"), None);
+        assert_eq!(header_key(b"X-Foo", false).as_deref(), Some("HTTP_X_FOO"));
+        assert_eq!(header_key(b"user-agent", false).as_deref(), Some("HTTP_USER_AGENT"));
+        assert_eq!(header_key(b"Content-Type", false).as_deref(), Some("CONTENT_TYPE"));
+        assert_eq!(header_key(b"content-length", false).as_deref(), Some("CONTENT_LENGTH"));
+        assert_eq!(header_key(b"X_Foo", false), None);
+        assert_eq!(header_key(b"X.Foo", false), None);
+        assert_eq!(header_key(b"", false), None);
+        assert_eq!(header_key(b"Proxy", false), None);
+        assert_eq!(header_key(b"Proxy", true), None);
+        assert_eq!(header_key(b"Authorization", false), None);
+        assert_eq!(header_key(b"Proxy-Authorization", false), None);
+        assert_eq!(header_key(b"Authorization", true).as_deref(), Some("HTTP_AUTHORIZATION"));
+        assert_eq!(header_key(b"Proxy-Authorization", true).as_deref(), Some("HTTP_PROXY_AUTHORIZATION"));
     }
 
     #[test]
     fn hidden_env() {
         assert!(is_hidden_env("PATH"));
         assert!(is_hidden_env("LD_LIBRARY_PATH"));
+        assert!(is_hidden_env("HTTPS"));
         assert!(!is_hidden_env("FOO"));
     }
 
     #[test]
     fn script_name_split() {
-        assert_eq!(split_script_name("/app/x/y", "/x/y"), ("/app".into(), "/x/y".into()));
-        assert_eq!(split_script_name("/x/y", "/x/y"), ("".into(), "/x/y".into()));
-        assert_eq!(split_script_name("/", ""), ("".into(), "".into()));
-        assert_eq!(split_script_name("/app", ""), ("/app".into(), "".into()));
-        assert_eq!(split_script_name("//app//x", "/x"), ("/app".into(), "/x".into()));
-        assert_eq!(split_script_name("/app//x//y", "/x/y"), ("/app".into(), "/x/y".into()));
-        assert_eq!(split_script_name("/scripts/a.wsgi/extra", "/extra"), ("/scripts/a.wsgi".into(), "/extra".into()));
+        let split = |uri: &str, info: &str| {
+            let (script, info) = split_script_name(uri.as_bytes(), info.as_bytes());
+            (String::from_utf8(script).unwrap(), String::from_utf8(info).unwrap())
+        };
+        assert_eq!(split("/app/x/y", "/x/y"), ("/app".into(), "/x/y".into()));
+        assert_eq!(split("/x/y", "/x/y"), ("".into(), "/x/y".into()));
+        assert_eq!(split("/", ""), ("".into(), "".into()));
+        assert_eq!(split("/app", ""), ("/app".into(), "".into()));
+        assert_eq!(split("//app//x", "/x"), ("/app".into(), "/x".into()));
+        assert_eq!(split("/app//x//y", "/x/y"), ("/app".into(), "/x/y".into()));
+        assert_eq!(split("/scripts/a.wsgi/extra", "/extra"), ("/scripts/a.wsgi".into(), "/extra".into()));
+        // Bytes that are not UTF-8 come through untouched (PEP 3333 Latin-1).
+        assert_eq!(split_script_name(b"/caf\xe9/x\xff", b"/x\xff"), (b"/caf\xe9".to_vec(), b"/x\xff".to_vec()));
     }
 
     #[test]
     fn alias_matching() {
-        assert_eq!(alias_match_len("/app/x", "/app", false), Some(4));
-        assert_eq!(alias_match_len("/app", "/app", false), Some(4));
-        assert_eq!(alias_match_len("/apple", "/app", false), None);
-        assert_eq!(alias_match_len("//app//x", "/app", false), Some(5));
-        assert_eq!(alias_match_len("/anything", "/", false), Some(0), "a root mount keeps the slash for PATH_INFO");
-        assert_eq!(alias_match_len("/", "/", false), Some(0));
-        assert_eq!(alias_match_len("/app/x", "/app/", false), Some(4));
-        assert_eq!(alias_match_len("/scripts/a.wsgi", "/scripts/", true), Some(9));
-        assert_eq!(alias_match_len("/scripts", "/scripts/", true), None);
-        assert_eq!(alias_match_len("/other", "/app", false), None);
+        assert_eq!(alias_match_len(b"/app/x", "/app", false), Some(4));
+        assert_eq!(alias_match_len(b"/app", "/app", false), Some(4));
+        assert_eq!(alias_match_len(b"/apple", "/app", false), None);
+        assert_eq!(alias_match_len(b"//app//x", "/app", false), Some(5));
+        assert_eq!(alias_match_len(b"/anything", "/", false), Some(0), "a root mount keeps the slash for PATH_INFO");
+        assert_eq!(alias_match_len(b"/", "/", false), Some(0));
+        assert_eq!(alias_match_len(b"/app/x", "/app/", false), Some(4));
+        assert_eq!(alias_match_len(b"/scripts/a.wsgi", "/scripts/", true), Some(9));
+        assert_eq!(alias_match_len(b"/scripts", "/scripts/", true), None);
+        assert_eq!(alias_match_len(b"/other", "/app", false), None);
     }
 
     #[test]
     fn capture_substitution() {
-        let groups = [Some("/m/app"), Some("app"), None];
-        assert_eq!(substitute_captures("/srv/$1.wsgi", &groups), "/srv/app.wsgi");
-        assert_eq!(substitute_captures("/srv/$2x$9", &groups), "/srv/x");
-        assert_eq!(substitute_captures("/cost\\$1", &groups), "/cost$1");
-        assert_eq!(substitute_captures("/a$", &groups), "/a$");
+        let groups: [Option<&[u8]>; 3] = [Some(b"/m/app"), Some(b"app"), None];
+        assert_eq!(substitute_captures("/srv/$1.wsgi", &groups), b"/srv/app.wsgi");
+        assert_eq!(substitute_captures("/srv/$2x$9", &groups), b"/srv/x");
+        assert_eq!(substitute_captures("/cost\\$1", &groups), b"/cost$1");
+        assert_eq!(substitute_captures("/a$", &groups), b"/a$");
+        assert_eq!(substitute_captures("/srv/$1", &[None, Some(b"caf\xe9")]), b"/srv/caf\xe9");
     }
 
     #[test]
     fn slashes() {
-        assert_eq!(collapse_slashes("//a///b/"), "/a/b/");
-        assert_eq!(collapse_slashes(""), "");
+        assert_eq!(collapse_slashes(b"//a///b/"), b"/a/b/");
+        assert_eq!(collapse_slashes(b""), b"");
     }
 }

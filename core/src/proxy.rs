@@ -187,11 +187,7 @@ fn apply_one(vars: &mut Vars<'_>, key: &'static str, category: Category, proxies
                     _ => return false,
                 }
             };
-            if https {
-                set(vars, "HTTPS", b"on".to_vec());
-            } else {
-                remove(vars, "HTTPS");
-            }
+            // The app sees the scheme only as wsgi.url_scheme (no HTTPS), as in mod_wsgi 6.
             set(vars, "wsgi.url_scheme", if https { b"https".to_vec() } else { b"http".to_vec() });
         }
     }
@@ -299,7 +295,7 @@ mod tests {
         assert_eq!(value(&v, "SCRIPT_NAME").as_deref(), Some("/mount"));
         assert_eq!(value(&v, "mod_wsgi.mount_point").as_deref(), Some("/mount"));
         assert_eq!(value(&v, "wsgi.url_scheme").as_deref(), Some("https"));
-        assert_eq!(value(&v, "HTTPS").as_deref(), Some("on"));
+        assert_eq!(value(&v, "HTTPS"), None);
         assert_eq!(value(&v, "HTTP_X_HOST").as_deref(), Some("front.example"), "the applied header stays");
     }
 
@@ -313,9 +309,8 @@ mod tests {
 
     #[test]
     fn trusted_scheme_beats_the_connection() {
-        let mut v = vars(&[("REMOTE_ADDR", "127.0.0.1"), ("HTTPS", "on"), ("wsgi.url_scheme", "https"), ("HTTP_X_FORWARDED_PROTO", "http")]);
+        let mut v = vars(&[("REMOTE_ADDR", "127.0.0.1"), ("wsgi.url_scheme", "https"), ("HTTP_X_FORWARDED_PROTO", "http")]);
         apply(&mut v, &["HTTP_X_FORWARDED_PROTO"], None);
         assert_eq!(value(&v, "wsgi.url_scheme").as_deref(), Some("http"));
-        assert_eq!(value(&v, "HTTPS"), None);
     }
 }

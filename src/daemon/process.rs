@@ -147,7 +147,11 @@ fn start_python(g: &RuntimeGroup, settings: &GlobalSettings) -> Result<(), Strin
     python.switch_interval = spec.switch_interval.or(settings.switch_interval);
     python.python_eggs = spec.python_eggs.clone().or(settings.python_eggs.clone());
     init::start(&python).map_err(|msg| format!("cannot initialise Python: {msg}"))?;
-    let info = crate::module_record::process_info(&python, g.name(), spec.processes as i32, spec.threads as i32);
+    let info = interp::ProcessInfo {
+        // As in mod_wsgi: a process that serves exactly one request.
+        run_once: spec.threads == 1 && spec.maximum_requests == 1,
+        ..crate::module_record::process_info(&python, g.name(), spec.processes as i32, spec.threads as i32)
+    };
     tstate::with_gil(|py| {
         interp::create_main(py, &info).map_err(|e| format!("cannot set up the WSGI adapter: {e}"))?;
         let main = interp::for_group("").expect("just created");

@@ -22,20 +22,21 @@ pub enum PasswordCheck {
 /// Calls `function(environ, *args)` from the script configured for the
 /// request, turning any failure into a logged `None`.
 fn call<R>(req: Request, script: &(String, Option<GroupSpec>), function: &str, args: &[&str], convert: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<R>) -> Option<R> {
-    // Every application group runs in the main interpreter for now.
-    let (path, _group) = script;
+    let (path, group) = script;
     if !init::is_running() {
         log::request(&req, Level::Err, &format!("{path}: Python is not running in Apache's children (WSGIRestrictEmbedded On?), so {function}() cannot be called"));
         return None;
     }
+    // The group is named in the environ; every group runs in the main
+    // interpreter for now. Auth scripts default to %{GLOBAL}, as in mod_wsgi.
+    let group = group.as_ref().map(|spec| crate::dispatch::expand_group(&req, spec, req.uri())).unwrap_or_default();
     let interpreter = interp::for_group("")?;
-    let uri = String::from_utf8_lossy(req.uri()).into_owned();
     let facts = RequestFacts {
-        script_name: &uri,
-        path_info: "",
+        script_name: req.uri(),
+        path_info: b"",
         method: req.method(),
-        application_group: "",
-        process_group: "",
+        application_group: &group,
+        process_group: b"",
         callable_object: function,
         pass_authorization: false,
     };

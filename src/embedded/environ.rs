@@ -7,24 +7,24 @@ use wsgi_core::environ::{header_key, is_hidden_env, split_script_name};
 
 use crate::ffi::request::Request;
 
-/// What the handler has already worked out about the request.
+/// What the handler has already worked out about the request. Paths and
+/// group names are bytes, as Apache has them; the app sees them as Latin-1.
 pub struct RequestFacts<'a> {
-    pub script_name: &'a str,
-    pub path_info: &'a str,
+    pub script_name: &'a [u8],
+    pub path_info: &'a [u8],
     pub method: &'a [u8],
-    pub application_group: &'a str,
-    pub process_group: &'a str,
+    pub application_group: &'a [u8],
+    pub process_group: &'a [u8],
     pub callable_object: &'a str,
     pub pass_authorization: bool,
 }
 
 pub type Var<'r> = (Cow<'r, str>, Cow<'r, [u8]>);
 
-/// SCRIPT_NAME and PATH_INFO as mod_wsgi reports them.
-pub fn script_name_and_path_info(req: &Request) -> (String, String) {
-    let uri = String::from_utf8_lossy(req.uri());
-    let path_info = String::from_utf8_lossy(req.path_info());
-    split_script_name(&uri, &path_info)
+/// SCRIPT_NAME and PATH_INFO as mod_wsgi reports them, from the decoded
+/// URI's bytes.
+pub fn script_name_and_path_info(req: &Request) -> (Vec<u8>, Vec<u8>) {
+    split_script_name(req.uri(), req.path_info())
 }
 
 /// The URI exactly as the client sent it, from the request line.
@@ -40,7 +40,7 @@ fn original_uri(req: &Request) -> &[u8] {
 pub fn collect<'r>(req: &'r Request, facts: &RequestFacts<'_>) -> Vec<Var<'r>> {
     let mut vars: Vec<Var<'r>> = Vec::with_capacity(48);
     let mut put = |key: Cow<'r, str>, value: Cow<'r, [u8]>| vars.push((key, value));
-    let owned = |s: &str| Cow::Owned(s.as_bytes().to_vec());
+    let owned = |b: &[u8]| Cow::Owned(b.to_vec());
 
     // Apache's environment first (SetEnv, mod_rewrite [E=], mod_ssl), so the
     // request's own variables below take precedence.
@@ -50,8 +50,9 @@ pub fn collect<'r>(req: &'r Request, facts: &RequestFacts<'_>) -> Vec<Var<'r>> {
             put(name, Cow::Borrowed(value));
         }
     }
+    let pass_credentials = req.cgi_passes_auth();
     for (name, value) in req.headers_in().entries() {
-        if let Some(key) = header_key(name) {
+        if let Some(key) = header_key(name, pass_credentials) {
             put(Cow::Owned(key), Cow::Borrowed(value));
         }
     }
@@ -61,12 +62,12 @@ pub fn collect<'r>(req: &'r Request, facts: &RequestFacts<'_>) -> Vec<Var<'r>> {
         }
     }
 
-    put("SERVER_SOFTWARE".into(), owned(&crate::ffi::server::server_banner()));
-    put("SERVER_NAME".into(), Cow::Borrowed(req.server_name()));
+    put("SERVER_SOFTWARE".into(), owned(crate::ffi::server::server_banner().as_bytes()));
+    put("SERVER_NAME".into(), Cow::Borrowed(req.server_name_for_url()));
     put("SERVER_ADDR".into(), Cow::Borrowed(req.local_ip()));
-    put("SERVER_PORT".into(), owned(&req.server_port().to_string()));
+    put("SERVER_PORT".into(), owned(req.server_port().to_string().as_bytes()));
     put("REMOTE_ADDR".into(), Cow::Borrowed(req.client_ip()));
-    put("REMOTE_PORT".into(), owned(&req.client_port().to_string()));
+    put("REMOTE_PORT".into(), owned(req.client_port().to_string().as_bytes()));
     put("DOCUMENT_ROOT".into(), Cow::Borrowed(req.document_root()));
     put("REQUEST_SCHEME".into(), Cow::Borrowed(req.scheme()));
     put("CONTEXT_PREFIX".into(), Cow::Borrowed(req.context_prefix()));
@@ -76,7 +77,7 @@ pub fn collect<'r>(req: &'r Request, facts: &RequestFacts<'_>) -> Vec<Var<'r>> {
     }
     put("SCRIPT_FILENAME".into(), Cow::Borrowed(req.filename()));
     put("SERVER_PROTOCOL".into(), Cow::Borrowed(req.protocol()));
-    put("REQUEST_METHOD".into(), owned(&String::from_utf8_lossy(facts.method)));
+    put("REQUEST_METHOD".into(), owned(facts.method));
     put("QUERY_STRING".into(), Cow::Borrowed(req.args()));
     put("REQUEST_URI".into(), Cow::Borrowed(original_uri(req)));
     put("SCRIPT_NAME".into(), owned(facts.script_name));
@@ -87,22 +88,34 @@ pub fn collect<'r>(req: &'r Request, facts: &RequestFacts<'_>) -> Vec<Var<'r>> {
     if let Some(auth_type) = req.auth_type() {
         put("AUTH_TYPE".into(), Cow::Borrowed(auth_type));
     }
+    // An internal redirect also brings REDIRECT_STATUS and the first
+    // request's variables, renamed REDIRECT_*, through Apache's environment.
+    if let Some(from) = req.redirected_from() {
+        if let Some(user) = from.user {
+            put("REDIRECT_REMOTE_USER".into(), Cow::Borrowed(user));
+        }
+        if let Some(url) = from.url {
+            put("REDIRECT_URL".into(), Cow::Borrowed(url));
+        }
+        if let Some(query) = from.query {
+            put("REDIRECT_QUERY_STRING".into(), Cow::Borrowed(query));
+        }
+    }
 
+    // HTTPS itself is not passed on: the app has wsgi.url_scheme.
     let https = req.scheme() == b"https"
         || req.subprocess_env().get(c"HTTPS").is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1");
-    if https && req.subprocess_env().get(c"HTTPS").is_none() {
-        put("HTTPS".into(), Cow::Borrowed(b"on"));
-    }
     put("wsgi.url_scheme".into(), Cow::Borrowed(if https { b"https" } else { b"http" }));
 
     put("mod_wsgi.process_group".into(), owned(facts.process_group));
     put("mod_wsgi.application_group".into(), owned(facts.application_group));
-    put("mod_wsgi.callable_object".into(), owned(facts.callable_object));
+    put("mod_wsgi.callable_object".into(), owned(facts.callable_object.as_bytes()));
+    put("mod_wsgi.request_handler".into(), Cow::Borrowed(req.handler().unwrap_or(b"")));
     put("mod_wsgi.script_name".into(), owned(facts.script_name));
     put("mod_wsgi.path_info".into(), owned(facts.path_info));
-    put("mod_wsgi.listener_host".into(), Cow::Borrowed(req.local_ip()));
-    put("mod_wsgi.listener_port".into(), owned(&req.local_port().to_string()));
-    put("mod_wsgi.server_pid".into(), owned(&std::process::id().to_string()));
+    put("mod_wsgi.listener_host".into(), Cow::Borrowed(req.listener_host()));
+    put("mod_wsgi.listener_port".into(), owned(req.local_port().to_string().as_bytes()));
+    put("mod_wsgi.server_pid".into(), owned(std::process::id().to_string().as_bytes()));
     if let Some(id) = req.log_id() {
         put("mod_wsgi.request_id".into(), Cow::Borrowed(id));
     }

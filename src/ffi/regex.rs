@@ -21,7 +21,7 @@ impl Regex {
     }
 
     /// The byte ranges of the match and its groups ($0..$9), if it matches.
-    pub fn captures(&self, subject: &str) -> Option<Vec<Option<(usize, usize)>>> {
+    pub fn captures(&self, subject: &[u8]) -> Option<Vec<Option<(usize, usize)>>> {
         let subject_c = CString::new(subject).ok()?;
         let mut matches = [sys::ap_regmatch_t { rm_so: -1, rm_eo: -1 }; 10];
         // SAFETY: the regex is live (config pool) and `matches` has room for 10.

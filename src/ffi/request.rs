@@ -155,9 +155,21 @@ impl Request {
         unsafe { &*(sys::mrs_get_module_config(self.r().per_dir_config, crate::module_record::module_ptr()) as *const DirConfig) }
     }
 
-    pub fn server_name(&self) -> &[u8] {
-        // SAFETY: returns a pool string.
-        self.bytes(unsafe { sys::ap_get_server_name(self.raw) })
+    /// The server name as it goes into a URL (`SERVER_NAME`): the Host the
+    /// client asked for under `UseCanonicalName Off`, an IPv6 literal in brackets.
+    pub fn server_name_for_url(&self) -> &[u8] {
+        // SAFETY: returns a pool or config string.
+        self.bytes(unsafe { sys::ap_get_server_name_for_url(self.raw) })
+    }
+    /// The configured ServerName of the virtual host that took the request.
+    pub fn server_hostname(&self) -> &[u8] {
+        // SAFETY: r->server is live; its name is a config-pool string.
+        self.bytes(unsafe { (*self.r().server).server_hostname })
+    }
+    /// The host the request named (Host header or absolute URI), lowercased
+    /// and without a port; `None` when the client named none.
+    pub fn hostname(&self) -> Option<&[u8]> {
+        self.opt_bytes(self.r().hostname)
     }
     pub fn server_port(&self) -> u16 {
         // SAFETY: plain query.
@@ -186,6 +198,13 @@ impl Request {
     pub fn local_ip(&self) -> &[u8] {
         self.bytes(self.conn().local_ip)
     }
+    /// The host named by the `Listen` directive whose socket accepted the
+    /// connection ("" for a wildcard `Listen 80`).
+    pub fn listener_host(&self) -> &[u8] {
+        // SAFETY: local_addr starts as a copy of the listener's address, whose
+        // hostname is a string in the process pool (or NULL).
+        self.bytes(unsafe { (*self.conn().local_addr).hostname })
+    }
     pub fn local_port(&self) -> u16 {
         // SAFETY: local_addr is set for every connection.
         unsafe { (*self.conn().local_addr).port }
@@ -196,6 +215,53 @@ impl Request {
     pub fn client_port(&self) -> u16 {
         // SAFETY: client_addr is set for every connection.
         unsafe { (*self.conn().client_addr).port }
+    }
+
+    fn core_dir_config(&self) -> &sys::core_dir_config {
+        // SAFETY: the core module's merged per-directory config is always present.
+        unsafe { &*(sys::ap_get_core_module_config(self.r().per_dir_config) as *const sys::core_dir_config) }
+    }
+    /// `CGIPassAuth On`: the credentials headers may reach the app.
+    pub fn cgi_passes_auth(&self) -> bool {
+        self.core_dir_config().cgi_pass_auth() == sys::AP_CGI_PASS_AUTH_ON as u32
+    }
+
+    /// Where an internal redirect (`ErrorDocument`, mod_rewrite in directory
+    /// context) came from, for the `REDIRECT_*` variables.
+    pub fn redirected_from(&self) -> Option<RedirectedFrom<'_>> {
+        let prev = self.r().prev;
+        if prev.is_null() {
+            return None;
+        }
+        // SAFETY: r->prev is the live request this one was redirected from
+        // (and each of its own prev links too).
+        let prev_r = unsafe { &*prev };
+        let user = if self.user().is_some() {
+            None
+        } else {
+            std::iter::successors(Some(prev_r), |r| unsafe { r.prev.as_ref() }).find_map(|r| self.opt_bytes(r.user))
+        };
+        let url = if self.core_dir_config().qualify_redirect_url() == sys::AP_CORE_CONFIG_ON as u32 {
+            // SAFETY: a copy of prev's parsed URI, completed the way Apache's
+            // CGI does it, unparsed into r->pool.
+            Some(self.bytes(unsafe {
+                let mut uri = prev_r.parsed_uri;
+                if uri.scheme.is_null() {
+                    uri.scheme = sys::ap_run_http_scheme(prev) as *mut c_char;
+                }
+                if uri.port == 0 {
+                    uri.port = sys::ap_get_server_port(prev);
+                    uri.port_str = self.pool().strdup(uri.port.to_string().as_bytes()) as *mut c_char;
+                }
+                if uri.hostname.is_null() {
+                    uri.hostname = sys::ap_get_server_name_for_url(prev) as *mut c_char;
+                }
+                sys::apr_uri_unparse(self.r().pool, &uri, 0)
+            }))
+        } else {
+            self.opt_bytes(prev_r.uri)
+        };
+        Some(RedirectedFrom { url, query: self.opt_bytes(prev_r.args), user })
     }
 
     pub fn headers_in(&self) -> Table<'_> {
@@ -333,6 +399,15 @@ impl Request {
         let bb = unsafe { sys::apr_brigade_create(self.r().pool, self.conn().bucket_alloc) };
         Brigade { bb, req: *self }
     }
+}
+
+/// The request an internal redirect started from.
+pub struct RedirectedFrom<'r> {
+    /// Its URL path (or full URL under `QualifyRedirectURL On`).
+    pub url: Option<&'r [u8]>,
+    pub query: Option<&'r [u8]>,
+    /// The user an earlier request in the chain authenticated, when this one has none.
+    pub user: Option<&'r [u8]>,
 }
 
 /// What `r->filename` names on disk.

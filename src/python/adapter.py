@@ -353,9 +353,26 @@ def _restrict_signals():
     signal.signal = refuse
 
 
+# The application group of the request each thread is serving (or served
+# last): every group shares this interpreter for now, so the mod_wsgi
+# module's application_group is looked up per thread.
+_thread_group = threading.local()
+
+
+class _ModWsgiModule(types.ModuleType):
+    """The mod_wsgi module, whose application_group names the group of the
+    request the calling thread serves ('' before its first request)."""
+
+    @property
+    def application_group(self):
+        return getattr(_thread_group, 'name', '')
+
+
 def setup(settings):
     """Prepares this interpreter: streams, sys.path, the mod_wsgi and apache
-    modules. Returns the environ entries that are the same for every request."""
+    modules. Returns the environ entries that are the same for every request
+    (wsgi.input holds no state and takes no attributes, so one serves all;
+    wsgi.errors is made per request)."""
     sys.argv = ['mod_wsgi']
     sys.stderr = ErrorLog('<wsgi.errors>')
     if settings['restrict_stdout']:
@@ -381,10 +398,9 @@ def setup(settings):
         added = [p for p in sys.path if p not in before]
         sys.path[:] = added + [p for p in sys.path if p not in added]
 
-    mod_wsgi = types.ModuleType('mod_wsgi')
+    mod_wsgi = _ModWsgiModule('mod_wsgi')
     mod_wsgi.version = settings['version']
     mod_wsgi.process_group = settings['process_group']
-    mod_wsgi.application_group = ''
     mod_wsgi.maximum_processes = settings['maximum_processes']
     mod_wsgi.threads_per_process = settings['threads_per_process']
     mod_wsgi.FileWrapper = FileWrapper
@@ -407,15 +423,13 @@ def setup(settings):
         'wsgi.version': (1, 0),
         'wsgi.multithread': settings['threads_per_process'] > 1,
         'wsgi.multiprocess': settings['maximum_processes'] > 1,
-        'wsgi.run_once': False,
+        'wsgi.run_once': settings['run_once'],
         'wsgi.input': Input(),
         'wsgi.input_terminated': True,
-        'wsgi.errors': ErrorLog('<wsgi.errors>'),
         'wsgi.file_wrapper': FileWrapper,
         'mod_wsgi.version': settings['version'],
         'apache.version': settings['apache_version'],
         'mod_wsgi.process_group': settings['process_group'],
-        'mod_wsgi.request_handler': 'wsgi-script',
         'mod_wsgi.handler_script': '',
         'mod_wsgi.queue_start': 0.0,
         'mod_wsgi.daemon_start': 0.0,

