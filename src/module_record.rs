@@ -193,10 +193,16 @@ fn start_python(pchild: Pool, main: Server) {
         }
         Err(msg) => log::server(Some(main), Level::Crit, &msg),
     }
-    if settings.destroy_interpreter != Some(false) {
-        pchild.on_cleanup(Box::new(|| interp::shut_down("shutdown_signal")));
-    }
+    // Shutdown subscribers hear of the exit even under
+    // WSGIDestroyInterpreter Off, which only skips the finalisation.
+    let finalize = settings.destroy_interpreter != Some(false);
+    pchild.on_cleanup(Box::new(move || interp::shut_down("shutdown_signal", finalize, Some(CHILD_SHUTDOWN_LIMIT))));
 }
+
+/// How long an Apache child may spend shutting Python down (subscribers,
+/// atexit handlers, threads the app left running) before it just exits;
+/// without a bound a gracefully stopping child could stay around forever.
+const CHILD_SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The `WSGIImportScript`s of `process_group` ("" for Apache's children),
 /// from every server in configuration order.

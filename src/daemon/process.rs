@@ -129,9 +129,9 @@ pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettin
     while Instant::now() < deadline && !workers.iter().all(|w| w.is_finished()) {
         std::thread::sleep(Duration::from_millis(10));
     }
-    if workers.iter().all(|w| w.is_finished()) && settings.destroy_interpreter != Some(false) {
-        interp::shut_down(reason.event_name());
-    }
+    // Subscribers hear of the exit even under WSGIDestroyInterpreter Off;
+    // Python is not finalised under a worker still running it.
+    interp::shut_down(reason.event_name(), settings.destroy_interpreter != Some(false), spec.shutdown_timeout);
     os::exit_now(0)
 }
 

@@ -1,16 +1,23 @@
-//! Starting and stopping CPython in an Apache child process.
+//! Starting and stopping CPython in an Apache child or a daemon process.
 use std::ffi::{CStr, CString};
 use std::path::Path;
 use std::ptr::addr_of_mut;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use pyo3::ffi;
 
+use super::tstate;
 use crate::config::GlobalSettings;
+use crate::ffi::log::{self, Level};
 use wsgi_core::directives::HashSeed;
 
 /// The main thread state, released after start-up and taken back to finalise.
 static MAIN_THREAD_STATE: AtomicPtr<ffi::PyThreadState> = AtomicPtr::new(std::ptr::null_mut());
+/// Set once the process has begun shutting Python down: no thread enters
+/// Python for a request after this, nor deletes its thread state.
+static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Initialises CPython with `settings` and releases the GIL. On failure
 /// Python is left uninitialised and the message says why.
@@ -60,10 +67,11 @@ unsafe fn configure(cfg: *mut ffi::PyConfig, settings: &GlobalSettings) -> Resul
     }
     for option in &settings.warnings {
         let c = CString::new(option.as_str()).map_err(|_| "NUL in WSGIPythonWarnings".to_string())?;
-        let wide = ffi::Py_DecodeLocale(c.as_ptr(), std::ptr::null_mut());
-        if wide.is_null() {
-            return Err(format!("cannot decode WSGIPythonWarnings {option:?}"));
-        }
+        // Decoded by the config's own setter, which pre-initialises Python
+        // first (so the locale and UTF-8 mode are Python's, as CPython
+        // requires), into a string we then own.
+        let mut wide: *mut libc::wchar_t = std::ptr::null_mut();
+        check(ffi::PyConfig_SetBytesString(cfg, &mut wide, c.as_ptr()), "WSGIPythonWarnings")?;
         let status = ffi::PyWideStringList_Append(addr_of_mut!((*cfg).warnoptions), wide);
         ffi::PyMem_RawFree(wide as *mut _);
         check(status, "WSGIPythonWarnings")?;
@@ -84,21 +92,58 @@ unsafe fn check(status: ffi::PyStatus, what: &str) -> Result<(), String> {
     Err(format!("{what}: {msg}"))
 }
 
+/// Whether Python is up and no shutdown has begun.
 pub fn is_running() -> bool {
-    !MAIN_THREAD_STATE.load(Ordering::SeqCst).is_null()
+    !MAIN_THREAD_STATE.load(Ordering::SeqCst).is_null() && !is_stopping()
 }
 
-/// Finalises Python at child exit: atexit handlers run and modules are
-/// torn down. Apache has stopped its worker threads by then.
-pub fn stop() {
+pub fn is_stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
+}
+
+/// Begins the shutdown: from now on no thread enters Python for a request.
+/// Then, if `finalize`, finalises Python (atexit handlers run, modules are
+/// torn down) unless a thread is still running Python for a request, which
+/// finalising would pull the interpreter from under.
+pub fn stop(finalize: bool) {
+    STOPPING.store(true, Ordering::SeqCst);
+    if !finalize {
+        return;
+    }
+    let busy = tstate::threads_in_python();
+    if busy > 0 {
+        log::server(None, Level::Warning, &format!("Python not finalised in process {}: {busy} thread(s) still running Python for a request", std::process::id()));
+        return;
+    }
     let main = MAIN_THREAD_STATE.swap(std::ptr::null_mut(), Ordering::SeqCst);
     if main.is_null() {
         return;
     }
-    // SAFETY: `main` is the thread state saved by start(); no request thread
-    // is inside Python any more when the child pool is destroyed.
+    // SAFETY: `main` is the thread state saved by start(), and no thread is
+    // inside Python for a request nor can enter it any more (STOPPING).
     unsafe {
         ffi::PyEval_RestoreThread(main);
         ffi::Py_FinalizeEx();
+    }
+}
+
+/// Ends the process with `_exit` if it is still alive `limit` after being
+/// armed and not yet dropped: a shutdown subscriber that blocks, or a
+/// non-daemon thread that `Py_FinalizeEx` waits for, must not keep a
+/// stopping process around.
+pub struct ExitWatchdog {
+    _disarm: mpsc::Sender<()>,
+}
+
+impl ExitWatchdog {
+    pub fn arm(limit: Duration) -> std::io::Result<ExitWatchdog> {
+        let (disarm, disarmed) = mpsc::channel::<()>();
+        std::thread::Builder::new().name("python-shutdown-watchdog".into()).spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = disarmed.recv_timeout(limit) {
+                log::server(None, Level::Err, &format!("Python did not shut down within {:.1}s in process {}; exiting without waiting for it", limit.as_secs_f64(), std::process::id()));
+                crate::ffi::process::exit_now(0);
+            }
+        })?;
+        Ok(ExitWatchdog { _disarm: disarm })
     }
 }

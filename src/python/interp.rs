@@ -190,12 +190,36 @@ pub fn create_main(py: Python<'_>, info: &ProcessInfo) -> PyResult<()> {
     Ok(())
 }
 
-/// Tells every interpreter's shutdown subscribers, then finalises Python.
-pub fn shut_down(reason: &str) {
+/// Shuts Python down in this process: tells every interpreter's
+/// `subscribe_shutdown` subscribers why (mod_wsgi's reason names), then,
+/// if `finalize` (`WSGIDestroyInterpreter`, on by default), finalises it.
+/// With a `limit`, a watchdog ends the process if that takes longer.
+///
+/// Called from a signal handler that interrupted this thread's own Python
+/// code (prefork runs the child's cleanups from SIGTERM), it only stops new
+/// entries into Python: running Python code there could deadlock on the
+/// interrupted code's locks or pull frames from under it. (It does not log
+/// either: logging is not safe in a signal handler.)
+pub fn shut_down(reason: &str, finalize: bool, limit: Option<std::time::Duration>) {
+    if !super::init::is_running() {
+        return;
+    }
+    if super::tstate::inside_python_here() {
+        super::init::stop(false);
+        return;
+    }
+    let _watchdog = match limit.map(super::init::ExitWatchdog::arm).transpose() {
+        Ok(watchdog) => watchdog,
+        Err(e) => {
+            crate::ffi::log::server(None, crate::ffi::log::Level::Warning, &format!("cannot start the Python shutdown watchdog ({e}); leaving Python as it is"));
+            super::init::stop(false);
+            return;
+        }
+    };
     if let Some(main) = MAIN.get() {
         super::tstate::with_gil(|py| main.publish_shutdown(py, reason));
     }
-    super::init::stop();
+    super::init::stop(finalize);
 }
 
 /// The interpreter for an application group. Until sub-interpreters are

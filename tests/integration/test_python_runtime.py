@@ -150,6 +150,15 @@ def test_warnings_option(configured):
     assert 'ignore::DeprecationWarning' in py['warnoptions']
 
 
+def test_non_ascii_warnings_option_decoded_as_python_decodes_it():
+    """WSGIPythonWarnings is decoded by PyConfig after Python's
+    pre-initialisation (UTF-8 under Apache's C locale, PEP 538/540), not by
+    Py_DecodeLocale before it, which would turn the bytes into surrogates."""
+    config = 'WSGIPythonWarnings ignore:caf\xe9\nWSGIScriptAlias /env {apps}/environ.wsgi\n'
+    with Apache('event', config, name='pywarn') as a:
+        assert 'ignore:caf\xe9' in info(a)['python']['warnoptions']
+
+
 def test_defaults(defaults):
     py = info(defaults)['python']
     assert py['optimize'] == 0
