@@ -1,11 +1,16 @@
 """Loading the module under each MPM, the Server banner, graceful restart,
 restart and stop while clients keep sending requests."""
+import glob
+import os
 import re
+import resource
+import subprocess
 import threading
 import time
 
 import pytest
 
+import daemon_util as du
 import harness
 from harness import Apache
 
@@ -110,19 +115,63 @@ def served_by_new_children(server, old_pids, timeout=15):
     return None
 
 
+def is_mpm_event_restart_race(core):
+    """Whether a child's core shows httpd's own race in mpm_event's
+    ungraceful restart: the main thread's close_worker_sockets() reads the
+    socket of a connection whose pool another thread has just freed, and
+    faults in apr_os_sock_get() called from mod_mpm_event (no module code
+    on that stack)."""
+    try:
+        out = subprocess.run(['gdb', '-q', '-batch', '-ex', 'bt 2', harness.APACHE_BIN, core],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    # gdb shows the faulting frame once on loading the core, then the trace.
+    frames = [line for line in out.stdout.decode('utf-8', 'replace').splitlines() if line.startswith('#')]
+    return (len(frames) >= 2 and frames[-1].startswith('#1 ')
+            and ' apr_os_sock_get ' in frames[-2] and 'mod_mpm_event.so' in frames[-1])
+
+
+def unexplained_crashes(server):
+    """The crash lines of the error log, except segfaults whose cores (in
+    {root}/cores, one per crash) all show the mpm_event restart race."""
+    lines = [line for line in server.error_log().splitlines()
+             if any(marker in line for marker in CRASH_MARKERS)]
+    if server.mpm == 'event' and lines and all('exit signal Segmentation fault' in line for line in lines):
+        cores = glob.glob(os.path.join(server.root, 'cores', 'core*'))
+        if len(cores) == len(lines) and all(is_mpm_event_restart_race(c) for c in cores):
+            return []
+    return lines
+
+
 def assert_healthy(server, n=10):
     for _ in range(n):
         r = server.get('/env', timeout=10)
         assert r.status == 200
         assert r.json()['process']['ppid'] == server.read_pidfile()
-    log = server.error_log()
-    for marker in CRASH_MARKERS:
-        assert marker not in log, (marker, log[-3000:])
+    crashes = unexplained_crashes(server)
+    assert crashes == [], (crashes, server.error_log()[-3000:])
+
+
+def make_core_dir(server):
+    cores = os.path.join(server.root, 'cores')
+    os.makedirs(cores)
+    os.chmod(cores, 0o777)
+
+
+@pytest.fixture
+def core_dumps():
+    """Children that crash leave cores (see unexplained_crashes)."""
+    limits = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    yield
+    resource.setrlimit(resource.RLIMIT_CORE, limits)
 
 
 @pytest.mark.parametrize('mpm', MPMS)
-def test_graceful_restart_stop_under_load(mpm):
-    a = Apache(mpm, CONFIG, name='lifecycle')
+def test_graceful_restart_stop_under_load(mpm, core_dumps):
+    a = Apache(mpm, CONFIG + 'CoreDumpDirectory {root}/cores\n', name='lifecycle',
+               pre_start=make_core_dir)
     try:
         a.start()
         parent = a.read_pidfile()
@@ -166,12 +215,26 @@ def test_graceful_restart_stop_under_load(mpm):
         # (Only the stop is checked: see the report about a rare prefork
         # child that lingers during -k restart with either module.)
         assert 'still did not exit' not in a.log_since(off), a.log_since(off)
-        log = a.error_log()
-        for marker in CRASH_MARKERS:
-            assert marker not in log, marker
+        assert unexplained_crashes(a) == []
     finally:
         a.cleanup()
     assert a.instance_pids() == []
+
+
+def test_only_the_mpm_event_race_is_forgiven(core_dumps):
+    """unexplained_crashes() keeps any other crash: a child killed by
+    SIGSEGV while it waits for work."""
+    a = Apache('event', CONFIG + 'CoreDumpDirectory {root}/cores\n', name='segv',
+               pre_start=make_core_dir)
+    try:
+        a.start()
+        child = a.get('/env').json()['process']['pid']
+        os.kill(child, 11)
+        assert a.wait_for_log('exit signal Segmentation fault', timeout=20)
+        assert du.wait_for(lambda: glob.glob(os.path.join(a.root, 'cores', 'core*')), 20)
+        assert len(unexplained_crashes(a)) == 1
+    finally:
+        a.cleanup()
 
 
 @pytest.mark.parametrize('mpm', MPMS)
