@@ -100,6 +100,25 @@ def test_stop_during_a_request_in_python_does_not_finalise_under_it(query):
         a.cleanup()
 
 
+def test_daemon_stopping_with_a_request_in_python_does_not_finalise():
+    """A daemon told to stop while a worker still runs a request in Python
+    tells its subscribers but exits without finalising under that worker."""
+    config = DAEMON.replace('threads=2', 'threads=2 shutdown-timeout=2')
+    with du.running(config, 'dbusy', {'life': 1}) as a:
+        pid = serve(a)['pid']
+        os.unlink(state_path(a, 'serving-%d' % pid))
+        client = threading.Thread(target=lambda: du.try_get(a, '/life?sleep=60', timeout=70), daemon=True)
+        client.start()
+        assert a.wait_state('serving-%d' % pid, timeout=15) is not None
+        os.kill(pid, 15)
+        assert wait_gone(pid, 30), 'the daemon is still alive: %s' % du.proc_stat(pid)
+        assert read_state(a, 'stopped-%d' % pid) == 'shutdown_signal'
+        assert not os.path.exists(state_path(a, 'atexit-%d' % pid))
+        assert 'still running Python for a request' in a.error_log()
+        assert_no_crash(a.error_log())
+        client.join(30)
+
+
 # -- A thread the app leaves running ---------------------------------------------------
 
 def test_non_daemon_thread_cannot_keep_a_stopping_child_alive():
