@@ -16,6 +16,8 @@ def groups_for_user(environ, user):
 
 
 def allow_access(environ, host):
+    if 'HTTP_X_EXPECT_GROUP' in environ:
+        return environ['mod_wsgi.application_group'] == environ['HTTP_X_EXPECT_GROUP']
     if environ.get('HTTP_X_BLOCK') == 'yes':
         return False
     if environ.get('HTTP_X_BLOCK') == 'error':

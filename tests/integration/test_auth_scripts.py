@@ -36,6 +36,10 @@ WSGIScriptAlias /digest {apps}/environ.wsgi
 <Location /guarded>
     WSGIAccessScript {apps}/auth.wsgi
 </Location>
+WSGIScriptAlias /guarded-server {apps}/environ.wsgi
+<Location /guarded-server>
+    WSGIAccessScript {apps}/auth.wsgi application-group=%{SERVER}
+</Location>
 """
 
 
@@ -117,3 +121,14 @@ def test_auth_script_outside_a_directory_section_is_refused():
     finally:
         a.cleanup()
     assert rc != 0 and 'WSGIAuthUserScript' in out, out
+
+
+def test_auth_script_environ_names_its_application_group(server):
+    """An auth script's application-group= is expanded for its environ
+    (%{SERVER}: the ServerName, whatever Host was sent); the default is
+    %{GLOBAL}, as in mod_wsgi."""
+    host = {'Host': 'other.example:%d' % server.port}
+    expect = dict(host, **{'X-Expect-Group': '127.0.0.1:%d' % server.port})
+    assert server.get('/guarded-server', headers=expect).status == 200
+    assert server.get('/guarded-server', headers=dict(host, **{'X-Expect-Group': ''})).status == 403
+    assert server.get('/guarded', headers={'X-Expect-Group': ''}).status == 200
