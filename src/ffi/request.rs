@@ -239,6 +239,7 @@ impl Request {
         let user = if self.user().is_some() {
             None
         } else {
+            // SAFETY: as above, for every earlier request of the chain.
             std::iter::successors(Some(prev_r), |r| unsafe { r.prev.as_ref() }).find_map(|r| self.opt_bytes(r.user))
         };
         let url = if self.core_dir_config().qualify_redirect_url() == sys::AP_CORE_CONFIG_ON as u32 {
