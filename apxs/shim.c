@@ -1,5 +1,6 @@
 #include "shim.h"
 #include <http_config.h>
+#include <http_core.h>
 
 void mrs_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b)
 {
@@ -58,4 +59,12 @@ const char *mrs_decline_cmd(void)
 void mrs_conn_set_close(conn_rec *c)
 {
     c->keepalive = AP_CONN_CLOSE;
+}
+
+/* EnableSendfile for the request's directory: the core keeps it in a
+ * bitfield of its per-directory config, which bindgen cannot read. */
+int mrs_sendfile_enabled(const request_rec *r)
+{
+    const core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
+    return AP_SENDFILE_ENABLED(d->enable_sendfile) != 0;
 }

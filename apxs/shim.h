@@ -18,4 +18,5 @@ void mrs_set_module_config(ap_conf_vector_t *cv, const module *m, void *val);
 apr_pool_t *mrs_pool_create(apr_pool_t *parent);
 const char *mrs_decline_cmd(void);
 void mrs_conn_set_close(conn_rec *c);
+int mrs_sendfile_enabled(const request_rec *r);
 #endif

@@ -1,29 +1,30 @@
 //! Checks on what an application hands to `start_response`, so that nothing
 //! malformed (response splitting, control bytes) ever reaches the client.
 
-/// A status line as the app gave it, checked: `"200 OK"`.
+/// A status line as the app gave it, checked: `"200 OK"`, as the bytes
+/// that go on the wire (the app's text encoded as Latin-1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     pub code: u16,
-    pub line: String,
+    pub line: Vec<u8>,
 }
 
 /// Exactly three digits, then end or a space and a reason phrase free of
 /// control characters.
-pub fn status(value: &str) -> Result<Status, String> {
-    let bytes = value.as_bytes();
-    let digits_ok = bytes.len() >= 3 && bytes[..3].iter().all(u8::is_ascii_digit);
-    if !digits_ok || (bytes.len() > 3 && bytes[3] != b' ') {
-        return Err(format!("invalid HTTP status line {value:?}: expected three digits and a reason phrase, such as '200 OK'"));
+pub fn status(value: &[u8]) -> Result<Status, String> {
+    let shown = String::from_utf8_lossy(value);
+    let digits_ok = value.len() >= 3 && value[..3].iter().all(u8::is_ascii_digit);
+    if !digits_ok || (value.len() > 3 && value[3] != b' ') {
+        return Err(format!("invalid HTTP status line {shown:?}: expected three digits and a reason phrase, such as '200 OK'"));
     }
-    if bytes.iter().any(|&b| is_control(b)) {
-        return Err(format!("control character in HTTP status line {value:?}"));
+    if value.iter().any(|&b| is_control(b)) {
+        return Err(format!("control character in HTTP status line {shown:?}"));
     }
-    let code: u16 = value[..3].parse().expect("three ASCII digits");
+    let code = value[..3].iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
     if code < 100 {
-        return Err(format!("invalid HTTP status code in {value:?}"));
+        return Err(format!("invalid HTTP status code in {shown:?}"));
     }
-    Ok(Status { code, line: value.to_string() })
+    Ok(Status { code, line: value.to_vec() })
 }
 
 fn is_control(b: u8) -> bool {
@@ -68,9 +69,10 @@ mod tests {
 
     #[test]
     fn statuses() {
-        assert_eq!(status("200 OK").unwrap(), Status { code: 200, line: "200 OK".into() });
-        assert_eq!(status("404").unwrap().code, 404);
-        for bad in ["abc", "2000 OK", "20 OK", "200\r\nX: y", "200 OK\n", "200 O\x00K", "200-OK", "", "099 Low"] {
+        assert_eq!(status(b"200 OK").unwrap(), Status { code: 200, line: b"200 OK".to_vec() });
+        assert_eq!(status(b"404").unwrap().code, 404);
+        assert_eq!(status(b"200 Caf\xe9").unwrap().line, b"200 Caf\xe9", "Latin-1 bytes pass unchanged");
+        for bad in [&b"abc"[..], b"2000 OK", b"20 OK", b"200\r\nX: y", b"200 OK\n", b"200 O\x00K", b"200-OK", b"", b"099 Low"] {
             assert!(status(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -45,7 +45,7 @@ impl Transport for SocketTransport {
             // refuse it, so say why here, where the app's error is logged.
             return Err(IoError::Start(StartError::Invalid(format!("status {} is informational (1xx); a WSGI application must give a final status", head.status.code))));
         }
-        let frame = Frame::Head { status: head.status.code, status_line: head.status.line.clone().into_bytes(), headers: head.headers.clone() };
+        let frame = Frame::Head { status: head.status.code, status_line: head.status.line.clone(), headers: head.headers.clone() };
         if protocol::payload_len(&frame) > self.limits.max_head {
             return Err(IoError::Start(StartError::Invalid(format!(
                 "response headers are larger than header-buffer-size ({} bytes)",

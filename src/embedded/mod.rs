@@ -41,28 +41,29 @@ pub fn run(req: Request, script: &str, mtime: i64, cfg: &RequestConfig, applicat
     let Some(interpreter) = interp::for_group(application_group) else {
         return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, "the Python interpreter for this request is not available");
     };
-    tstate::with_gil(|py| {
+    let (status, client_gone) = tstate::with_gil(|py| {
         let _current = request_io::install(Box::new(ApacheTransport::new(req)));
         let result = interpreter
             .environ(py, vars, req.request_time(), thread_number())
             .and_then(|env| interpreter.handle(py, script, mtime, cfg.script_reloading, &cfg.callable_object, env));
         let outcome = request_io::outcome();
         match result {
-            Ok(()) => sys::OK,
-            Err(_) if outcome.client_gone => {
-                log::request(&req, Level::Info, &format!("client closed the connection while {script} was responding"));
-                sys::OK
-            }
+            Ok(()) => (sys::OK, false),
+            Err(_) if outcome.client_gone => (sys::OK, true),
             Err(err) => {
                 let status = interpreter.log_exception(py, err, script);
                 if outcome.headers_sent {
                     // Too late for an error page: cut the response short.
                     request_io::abort_response();
-                    sys::OK
+                    (sys::OK, false)
                 } else {
-                    i32::from(status)
+                    (i32::from(status), false)
                 }
             }
         }
-    })
+    });
+    if client_gone {
+        log::request(&req, Level::Info, &format!("client closed the connection while {script} was responding"));
+    }
+    status
 }

@@ -9,11 +9,13 @@ use crate::wsgi::request::{IoError, Transport};
 pub struct ApacheTransport {
     req: Request,
     out: Brigade,
+    body_length: Option<u64>,
 }
 
 impl ApacheTransport {
+    /// Call before any body byte is read: the body's length is taken now.
     pub fn new(req: Request) -> Self {
-        ApacheTransport { req, out: req.new_brigade() }
+        ApacheTransport { req, out: req.new_brigade(), body_length: req.body_length() }
     }
 }
 
@@ -39,7 +41,7 @@ pub fn apply_head(req: Request, status: u16, status_line: &[u8], headers: &[(Vec
 
 impl Transport for ApacheTransport {
     fn send_head(&mut self, head: &Head) -> Result<(), IoError> {
-        apply_head(self.req, head.status.code, head.status.line.as_bytes(), &head.headers, head.content_length);
+        apply_head(self.req, head.status.code, &head.status.line, &head.headers, head.content_length);
         Ok(())
     }
 
@@ -57,6 +59,10 @@ impl Transport for ApacheTransport {
 
     fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, ReadFailed> {
         self.req.read_body(buf)
+    }
+
+    fn body_length(&self) -> Option<u64> {
+        self.body_length
     }
 
     fn finish(&mut self) -> Result<(), IoError> {

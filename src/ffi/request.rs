@@ -24,10 +24,7 @@ unsafe impl Send for Request {}
 #[derive(Debug)]
 pub struct ClientGone;
 
-/// Why reading the request body failed (the client went away, timed out,
-/// or sent a malformed chunked body).
-#[derive(Debug, PartialEq, Eq)]
-pub struct ReadFailed;
+pub use wsgi_core::input::ReadFailed;
 
 impl Request {
     /// # Safety
@@ -311,7 +308,16 @@ impl Request {
         Ok(())
     }
 
+    /// The body's length from its Content-Length; `None` for a chunked
+    /// body. Only right before the first read (Apache zeroes it at the end).
+    pub fn body_length(&self) -> Option<u64> {
+        let r = self.r();
+        (r.read_chunked == 0).then(|| u64::try_from(r.remaining).unwrap_or(0))
+    }
+
     /// Reads body bytes into `buf`; 0 at the end, `Err` on a client error.
+    /// An empty `buf` reads nothing but sends `100 Continue` if the client
+    /// waits for it.
     pub fn read_body(&self, buf: &mut [u8]) -> Result<usize, ReadFailed> {
         self.read_body_or_status(buf).map_err(|_| ReadFailed)
     }
@@ -382,6 +388,12 @@ impl Request {
     pub fn clear_expecting_100(&self) {
         // SAFETY: a plain field write on our request.
         unsafe { (*self.raw).expecting_100 = 0 }
+    }
+
+    /// `EnableSendfile` for this request's directory (Apache's default: off).
+    pub fn sendfile_enabled(&self) -> bool {
+        // SAFETY: reads the core's merged per-directory config of a live request.
+        unsafe { sys::mrs_sendfile_enabled(self.raw) != 0 }
     }
 
     pub fn client_aborted(&self) -> bool {
@@ -463,8 +475,11 @@ impl Brigade {
     }
 
     /// Sends `length` bytes of the open file `fd` from `offset`, with file
-    /// buckets (sendfile where Apache uses it). The descriptor is duplicated,
-    /// so the caller may close its own once this returns.
+    /// buckets. Apache's core output filter uses sendfile for a file only
+    /// when the file says so, which is ours to decide from `EnableSendfile`
+    /// (off for files on network file systems, where it can send stale
+    /// data). The descriptor is duplicated, so the caller may close its own
+    /// once this returns.
     pub fn send_file(&mut self, fd: i32, offset: u64, length: u64) -> Result<(), ClientGone> {
         const MAX_BUCKET: u64 = 1 << 30;
         let pool = self.req.r().pool;
@@ -474,7 +489,8 @@ impl Brigade {
         // SAFETY: apr_os_file_put wraps (does not own) fd; apr_file_dup makes
         // a descriptor owned by r->pool, which buckets set aside with the data.
         unsafe {
-            let flags = sys::APR_FOPEN_READ | sys::APR_FOPEN_SENDFILE_ENABLED;
+            let sendfile = if self.req.sendfile_enabled() { sys::APR_FOPEN_SENDFILE_ENABLED } else { 0 };
+            let flags = sys::APR_FOPEN_READ | sendfile;
             if sys::apr_os_file_put(&mut borrowed, &mut os_fd, flags, pool) != 0 || sys::apr_file_dup(&mut owned, borrowed, pool) != 0 {
                 return Err(ClientGone);
             }

@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 import types
+import weakref
 
 
 class FileWrapper:
@@ -84,6 +85,7 @@ class ErrorLog(io.TextIOBase):
     def __init__(self, name):
         self._name = name
         self._pending = threading.local()
+        _error_logs.add(self)
 
     @property
     def name(self):
@@ -117,6 +119,16 @@ class ErrorLog(io.TextIOBase):
             _log(pending)
 
 
+# Every ErrorLog: what a request left without a newline is logged when it
+# ends, not later under another request of the same thread.
+_error_logs = weakref.WeakSet()
+
+
+def _flush_error_logs():
+    for log in list(_error_logs):
+        log.flush()
+
+
 class Restricted:
     """Stands in for sys.stdin / sys.stdout under WSGIRestrictStdin/Stdout."""
 
@@ -129,6 +141,10 @@ class Restricted:
 
 def start_response(status, headers, exc_info=None):
     if exc_info is not None:
+        if not isinstance(exc_info, tuple) or len(exc_info) != 3:
+            raise RuntimeError('exc_info passed to start_response() must be a '
+                               'tuple (type, value, traceback) as sys.exc_info() '
+                               'returns, not %r' % (exc_info,))
         try:
             if _headers_sent():
                 raise exc_info[1].with_traceback(exc_info[2])
@@ -224,22 +240,24 @@ def handle(path, mtime, reloading, callable_name, environ):
 
 
 def _respond(application, environ, start):
-    result = application(environ, start)
     try:
-        if type(result) is list and len(result) == 1:
-            # The common single-chunk response: body and end in one go.
-            _write_final(result[0])
-        elif type(result) is not FileWrapper or not _send_file(result):
-            for data in result:
-                _write(data)
-            _finish()
-        else:
-            _finish()
+        result = application(environ, start)
+        try:
+            if type(result) is list and len(result) == 1:
+                # The common single-chunk response: body and end in one go.
+                _write_final(result[0])
+            elif not isinstance(result, FileWrapper) or not _send_file(result):
+                for data in result:
+                    _write(data)
+                _finish()
+            else:
+                _finish()
+        finally:
+            close = getattr(result, 'close', None)
+            if close is not None:
+                close()
     finally:
-        close = getattr(result, 'close', None)
-        if close is not None:
-            close()
-        environ['wsgi.errors'].flush()
+        _flush_error_logs()
 
 
 # The mod_wsgi module's event API: callbacks and per-request data.

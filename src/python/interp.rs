@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyModule, PyString, PyTuple};
 
 use super::native;
-use super::text::{fs_path, latin1};
+use super::text::{decode_latin1, fs_path};
 use wsgi_core::environ::is_path_key;
 
 /// Facts about this process that the adapter's setup publishes to Python.
@@ -102,7 +102,7 @@ impl Interpreter {
         let env = self.base_environ.bind(py).copy()?;
         for (key, value) in vars {
             let (key, value) = (key.as_ref(), value.as_ref());
-            let value = if is_path_key(key) { fs_path(py, value) } else { latin1(py, value) };
+            let value = if is_path_key(key) { fs_path(py, value)? } else { decode_latin1(py, value)? };
             env.set_item(PyString::new(py, key), value)?;
         }
         env.set_item("mod_wsgi.request_start", request_start)?;

@@ -1,11 +1,12 @@
 //! The native functions the adapter (adapter.py) calls. Each acts on the
 //! request the calling thread is serving (see wsgi::request).
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyModule, PyString};
 
 use crate::wsgi::request::{self as request_io, IoError};
 use crate::ffi::log::Level;
+use wsgi_core::input::ReadError;
 use wsgi_core::response::StartError;
 
 fn to_py(err: IoError) -> PyErr {
@@ -13,18 +14,20 @@ fn to_py(err: IoError) -> PyErr {
     match err {
         IoError::NoRequest | IoError::NotStarted | IoError::Start(StartError::AlreadyStarted) => PyRuntimeError::new_err(msg),
         IoError::Start(StartError::Invalid(_)) => PyValueError::new_err(msg),
-        IoError::ClientGone | IoError::ReadFailed => PyOSError::new_err(msg),
+        IoError::Read(ReadError::NoMemory) => PyMemoryError::new_err(msg),
+        IoError::ClientGone | IoError::Read(_) => PyOSError::new_err(msg),
     }
 }
 
-/// A header name or value as bytes: str of code points below 256 (PEP 3333).
-fn latin1(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+/// A status line, header name or value (`what`) encoded to Latin-1
+/// bytes: a str of code points below 256 (PEP 3333's native strings).
+fn encode_latin1(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
     let s = value
         .cast::<PyString>()
-        .map_err(|_| PyTypeError::new_err(format!("response header {what} must be str, not {}", type_name(value))))?;
+        .map_err(|_| PyTypeError::new_err(format!("{what} must be str, not {}", type_name(value))))?;
     s.to_cow()?
         .chars()
-        .map(|c| u8::try_from(u32::from(c)).map_err(|_| PyValueError::new_err(format!("response header {what} {s} is not latin-1 encodable"))))
+        .map(|c| u8::try_from(u32::from(c)).map_err(|_| PyValueError::new_err(format!("{what} {s} is not latin-1 encodable"))))
         .collect()
 }
 
@@ -34,11 +37,7 @@ fn type_name(value: &Bound<'_, PyAny>) -> String {
 
 #[pyfunction]
 fn _start(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, replace: bool) -> PyResult<()> {
-    let status = status
-        .cast::<PyString>()
-        .map_err(|_| PyTypeError::new_err(format!("status must be str, not {}", type_name(status))))?
-        .to_str()?
-        .to_string();
+    let status = encode_latin1(status, "status")?;
     let list = headers
         .cast::<pyo3::types::PyList>()
         .map_err(|_| PyTypeError::new_err(format!("response headers must be a list, not {}", type_name(headers))))?;
@@ -49,7 +48,7 @@ fn _start(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, replace: bool) 
             .ok()
             .filter(|t| t.len() == 2)
             .ok_or_else(|| PyTypeError::new_err(format!("each response header must be a (name, value) tuple, not {item}")))?;
-        copied.push((latin1(&pair.get_item(0)?, "name")?, latin1(&pair.get_item(1)?, "value")?));
+        copied.push((encode_latin1(&pair.get_item(0)?, "response header name")?, encode_latin1(&pair.get_item(1)?, "response header value")?));
     }
     request_io::with_current(|io| io.start(&status, copied, replace)).map_err(to_py)
 }
@@ -91,21 +90,23 @@ fn _sendfile(py: Python<'_>, fd: i32, offset: u64, length: u64) -> PyResult<bool
     request_io::with_current(|io| io.send_file(py, fd, offset, length)).map_err(to_py)
 }
 
-fn read_impl<'py>(py: Python<'py>, size: isize, line: bool) -> PyResult<Bound<'py, PyBytes>> {
-    let size = usize::try_from(size).ok();
-    let data = request_io::with_current(|io| io.read(py, size, line)).map_err(to_py)?;
-    Ok(PyBytes::new(py, &data))
-}
-
-/// `read(n)` up to this size goes straight into the bytes object returned.
+/// `read(n)` whose result is at most this size goes straight into the
+/// bytes object returned; larger ones grow with the data that arrives.
 const DIRECT_READ_MAX: usize = 256 * 1024;
 
 #[pyfunction]
 fn _read(py: Python<'_>, size: isize) -> PyResult<Bound<'_, PyBytes>> {
-    match usize::try_from(size) {
-        Ok(n) if n <= DIRECT_READ_MAX => read_direct(py, n),
-        _ => read_impl(py, size, false),
+    let size = usize::try_from(size).ok();
+    let bound = request_io::with_current(|io| Ok(io.read_bound(size))).map_err(to_py)?;
+    match bound.or(size) {
+        Some(n) if n <= DIRECT_READ_MAX => read_direct(py, n),
+        _ => read_growing(py, size, false),
     }
+}
+
+#[pyfunction]
+fn _readline(py: Python<'_>, size: isize) -> PyResult<Bound<'_, PyBytes>> {
+    read_growing(py, usize::try_from(size).ok(), true)
 }
 
 unsafe extern "C" {
@@ -113,7 +114,8 @@ unsafe extern "C" {
     fn _PyBytes_Resize(bytes: *mut *mut pyo3::ffi::PyObject, newsize: pyo3::ffi::Py_ssize_t) -> std::ffi::c_int;
 }
 
-/// Reads into a new bytes object of `n` bytes, shrunk if the body ends first.
+/// Reads into a new bytes object of `n` bytes, shrunk if the body ends
+/// first. Allocating it may fail (MemoryError) before anything is read.
 fn read_direct(py: Python<'_>, n: usize) -> PyResult<Bound<'_, PyBytes>> {
     let mut got = 0;
     let bytes = PyBytes::new_with(py, n, |buf| {
@@ -135,14 +137,28 @@ fn read_direct(py: Python<'_>, n: usize) -> PyResult<Bound<'_, PyBytes>> {
     }
 }
 
-#[pyfunction]
-fn _readline(py: Python<'_>, size: isize) -> PyResult<Bound<'_, PyBytes>> {
-    read_impl(py, size, true)
+/// `read(size)` or `readline(size)` of a size not known up front. When
+/// there is no memory for the bytes object, the data goes back to
+/// wsgi.input, so a later read still gets it.
+fn read_growing(py: Python<'_>, size: Option<usize>, line: bool) -> PyResult<Bound<'_, PyBytes>> {
+    let data = request_io::with_current(|io| io.read(py, size, line)).map_err(to_py)?;
+    let bytes = PyBytes::new_with(py, data.len(), |buf| {
+        buf.copy_from_slice(&data);
+        Ok(())
+    });
+    if bytes.is_err() {
+        let _ = request_io::with_current(|io| {
+            io.unread(data);
+            Ok(())
+        });
+    }
+    bytes
 }
 
 #[pyfunction]
-fn _log(line: &str) {
-    request_io::log_line(Level::Err, line);
+fn _log(py: Python<'_>, line: &str) {
+    // The error log may be a pipe that blocks: let other threads run.
+    py.detach(|| request_io::log_line(Level::Err, line));
 }
 
 /// Adds the native functions to the adapter's namespace.

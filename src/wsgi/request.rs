@@ -2,10 +2,16 @@
 //! thread-local for the length of the app call, so only the thread serving a
 //! request can touch it, and using `wsgi.input` or `write()` after the
 //! request raises instead of crashing.
-use std::cell::{Cell, RefCell};
+//!
+//! Requests nest: an output filter (mod_include's `#include virtual`) or an
+//! error page (`ErrorDocument`) can run another WSGI request on this thread
+//! while ours is passing a brigade. So the current request is taken out of
+//! the thread-local while it is used, never borrowed across a call into
+//! Apache, and each install restores what was there before.
+use std::cell::Cell;
 
 use pyo3::Python;
-use wsgi_core::input::BodyReader;
+use wsgi_core::input::{BodyReader, ReadError};
 use wsgi_core::response::{Head, ResponseState, StartError};
 
 use crate::ffi::request::ReadFailed;
@@ -17,7 +23,7 @@ pub enum IoError {
     NotStarted,
     Start(StartError),
     ClientGone,
-    ReadFailed,
+    Read(ReadError),
 }
 
 impl std::fmt::Display for IoError {
@@ -28,7 +34,9 @@ impl std::fmt::Display for IoError {
             IoError::Start(StartError::AlreadyStarted) => write!(f, "start_response() was already called; pass exc_info to replace the response"),
             IoError::Start(StartError::Invalid(msg)) => write!(f, "{msg}"),
             IoError::ClientGone => write!(f, "client closed the connection before the response was complete"),
-            IoError::ReadFailed => write!(f, "request body read error: the client closed the connection or timed out"),
+            IoError::Read(ReadError::Failed) => write!(f, "request body read error: the client closed the connection, timed out or sent a malformed body"),
+            IoError::Read(ReadError::FailedBefore) => write!(f, "request body read error: wsgi.input is in an error state after an earlier read failed"),
+            IoError::Read(ReadError::NoMemory) => write!(f, "not enough memory to read the request body (nothing was consumed)"),
         }
     }
 }
@@ -44,8 +52,14 @@ pub trait Transport: Send {
     fn can_send_files(&self) -> bool;
     /// `length` bytes of the regular file `fd` from `offset`.
     fn send_file(&mut self, fd: i32, offset: u64, length: u64) -> Result<(), IoError>;
-    /// Request body bytes into `buf`; 0 at the end.
+    /// Request body bytes into `buf`; 0 at the end. An empty `buf` reads
+    /// nothing but may tell the client to send its body (100 Continue).
     fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, ReadFailed>;
+    /// The request body's length, when known before reading it (a
+    /// Content-Length): reads are then sized to it exactly.
+    fn body_length(&self) -> Option<u64> {
+        None
+    }
     /// The response is complete.
     fn finish(&mut self) -> Result<(), IoError>;
     /// The last chunk of body and the end together (one round trip where
@@ -57,7 +71,8 @@ pub trait Transport: Send {
     /// Cuts short a response whose head is out: the client must see it
     /// truncated, not complete.
     fn abort(&mut self);
-    /// HEAD: the body is never sent, so producing it can stop early.
+    /// The client asked with HEAD: whatever body passes is dropped by
+    /// Apache, and a body short of the Content-Length is no error.
     fn header_only(&self) -> bool;
     /// Where this request's log lines go.
     fn log_target(&self) -> LogTarget;
@@ -71,42 +86,60 @@ pub struct RequestIo {
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<RequestIo>> = const { RefCell::new(None) };
-    /// Set while a request is installed; log lines need it even when CURRENT
-    /// is borrowed (a __del__ run by the garbage collector mid-call).
+    /// The request this thread serves; empty while it is in use (see the
+    /// module comment) or when there is none.
+    static CURRENT: Cell<Option<RequestIo>> = const { Cell::new(None) };
+    /// Set while a request is installed, even while it is in use: log
+    /// lines need it then too (a __del__ run by the garbage collector).
     static LOG_TARGET: Cell<Option<LogTarget>> = const { Cell::new(None) };
 }
 
-/// Removes the installed request when dropped, even if the call panicked.
-pub struct Installed(());
+/// Puts back, when dropped, the request and log target that were current
+/// before [`install`], even if the call panicked.
+pub struct Installed {
+    previous: Option<RequestIo>,
+    previous_log: Option<LogTarget>,
+}
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        LOG_TARGET.with(|l| l.set(None));
-        CURRENT.with(|c| c.borrow_mut().take());
+        LOG_TARGET.with(|l| l.set(self.previous_log));
+        let finished = CURRENT.with(|c| c.replace(self.previous.take()));
+        drop(finished);
     }
 }
 
-/// Makes `transport` the current request of this thread until the guard drops.
+/// Makes `transport` the current request of this thread until the guard
+/// drops, then restores whichever request was current before.
 pub fn install(transport: Box<dyn Transport>) -> Installed {
-    LOG_TARGET.with(|l| l.set(Some(transport.log_target())));
-    CURRENT.with(|c| *c.borrow_mut() = Some(RequestIo { transport, response: ResponseState::default(), input: BodyReader::default(), client_gone: false }));
-    Installed(())
+    let log = transport.log_target();
+    let input = BodyReader::new(transport.body_length());
+    let io = RequestIo { transport, response: ResponseState::default(), input, client_gone: false };
+    let previous = CURRENT.with(|c| c.replace(Some(io)));
+    let previous_log = LOG_TARGET.with(|l| l.replace(Some(log)));
+    Installed { previous, previous_log }
 }
 
-/// Runs `f` on this thread's current request.
+/// Runs `f` on this thread's current request, taken out of the
+/// thread-local meanwhile (so a request nested inside `f` finds none).
 pub fn with_current<R>(f: impl FnOnce(&mut RequestIo) -> Result<R, IoError>) -> Result<R, IoError> {
-    CURRENT.with(|c| match c.try_borrow_mut() {
-        Ok(mut slot) => match slot.as_mut() {
-            Some(io) => f(io),
-            None => Err(IoError::NoRequest),
-        },
-        // Re-entered (a __del__ run by the garbage collector mid-call).
-        Err(_) => Err(IoError::NoRequest),
-    })
+    struct PutBack(Option<RequestIo>);
+    impl Drop for PutBack {
+        fn drop(&mut self) {
+            CURRENT.with(|c| c.set(self.0.take()));
+        }
+    }
+    // None also when re-entered while in use (a __del__ run by the
+    // garbage collector mid-call): that code cannot touch the request.
+    let mut io = PutBack(CURRENT.with(Cell::take));
+    match io.0.as_mut() {
+        Some(current) => f(current),
+        None => Err(IoError::NoRequest),
+    }
 }
 
 /// Writes one line to the error log, for the current request if any.
+/// Call with the GIL released: the log may be a pipe that blocks.
 pub fn log_line(level: Level, line: &str) {
     LOG_TARGET.with(Cell::get).unwrap_or(LogTarget::MainServer).write(level, line);
 }
@@ -124,14 +157,16 @@ pub fn outcome() -> Outcome {
 
 /// Cuts short a response whose headers are out (the app failed mid-body).
 pub fn abort_response() {
-    let _ = with_current(|io| {
-        io.transport.abort();
-        Ok(())
+    Python::attach(|py| {
+        let _ = with_current(|io| {
+            io.abort(py);
+            Ok(())
+        });
     });
 }
 
 impl RequestIo {
-    pub fn start(&mut self, status: &str, headers: Vec<(Vec<u8>, Vec<u8>)>, replace: bool) -> Result<(), IoError> {
+    pub fn start(&mut self, status: &[u8], headers: Vec<(Vec<u8>, Vec<u8>)>, replace: bool) -> Result<(), IoError> {
         self.response.start(status, headers, replace).map_err(IoError::Start)
     }
 
@@ -158,32 +193,37 @@ impl RequestIo {
         err
     }
 
+    /// Body bytes already clipped to the Content-Length, to the client.
+    /// The body goes down Apache's filters even for HEAD: Apache drops it
+    /// after the filters that set headers from it (DEFLATE, the
+    /// Content-Length filter) have seen it, so HEAD's headers are GET's.
+    fn pass(&mut self, py: Python<'_>, data: &[u8]) -> Result<(), IoError> {
+        let transport = &mut self.transport;
+        py.detach(|| transport.write(data)).map_err(|e| self.gone(e))
+    }
+
+    /// One chunk of body. An empty one is skipped, even before
+    /// start_response (an app may yield b'' first).
     pub fn write(&mut self, py: Python<'_>, data: &[u8]) -> Result<(), IoError> {
         if data.is_empty() {
-            return if self.response.started() { Ok(()) } else { Err(IoError::NotStarted) };
-        }
-        self.send_head()?;
-        let n = self.response.clip(data.len());
-        if n == 0 || self.transport.header_only() {
             return Ok(());
         }
-        let transport = &mut self.transport;
-        py.detach(|| transport.write(&data[..n])).map_err(|e| self.gone(e))
+        self.send_head()?;
+        match self.response.clip(data.len()) {
+            0 => Ok(()),
+            n => self.pass(py, &data[..n]),
+        }
     }
 
     /// The app's only chunk, then the end of the response.
     pub fn write_final(&mut self, py: Python<'_>, data: &[u8]) -> Result<(), IoError> {
-        if data.is_empty() || self.transport.header_only() {
-            self.write(py, data)?;
-            return self.finish(py);
-        }
         self.send_head()?;
         let n = self.response.clip(data.len());
-        if n == 0 || self.response.shortfall() > 0 {
-            // Short of the app's Content-Length: finish() cuts the response.
+        if n == 0 || self.response.falls_short(self.transport.header_only()) {
+            // Nothing to send, or short of the app's Content-Length:
+            // finish() ends or cuts the response.
             if n > 0 {
-                let transport = &mut self.transport;
-                py.detach(|| transport.write(&data[..n])).map_err(|e| self.gone(e))?;
+                self.pass(py, &data[..n])?;
             }
             return self.finish(py);
         }
@@ -192,17 +232,26 @@ impl RequestIo {
     }
 
     /// After the app's last chunk: sends the head if no body did, and cuts
-    /// the response if the app sent less than its Content-Length promised.
+    /// the response if it fell short of its Content-Length.
     pub fn finish(&mut self, py: Python<'_>) -> Result<(), IoError> {
         self.send_head()?;
-        let short = self.response.shortfall();
-        if short > 0 && !self.transport.header_only() {
-            self.transport.log_target().write(Level::Info, &format!("response ended {short} bytes short of its Content-Length; cutting the connection"));
-            self.transport.abort();
+        if self.response.falls_short(self.transport.header_only()) {
+            let message = format!("response ended {} bytes short of its Content-Length; cutting the connection", self.response.shortfall());
+            let transport = &mut self.transport;
+            py.detach(|| {
+                transport.log_target().write(Level::Info, &message);
+                transport.abort();
+            });
             return Ok(());
         }
         let transport = &mut self.transport;
         py.detach(|| transport.finish()).map_err(|e| self.gone(e))
+    }
+
+    /// Cuts short a response whose headers are out.
+    fn abort(&mut self, py: Python<'_>) {
+        let transport = &mut self.transport;
+        py.detach(|| transport.abort());
     }
 
     /// The file_wrapper fast path; false when the response already has body
@@ -217,21 +266,29 @@ impl RequestIo {
         let length = self.response.promise_length(length);
         self.send_head()?;
         let n = self.response.clip(length as usize) as u64;
-        if n == 0 || self.transport.header_only() {
-            return Ok(true);
+        if n > 0 {
+            let transport = &mut self.transport;
+            py.detach(|| transport.send_file(fd, offset, n)).map_err(|e| self.gone(e))?;
         }
-        let transport = &mut self.transport;
-        py.detach(|| transport.send_file(fd, offset, n)).map_err(|e| self.gone(e))?;
         Ok(true)
     }
 
-    /// `read(n)` into a buffer the caller provides (a bytes object's).
-    pub fn read_into(&mut self, py: Python<'_>, out: &mut [u8]) -> Result<usize, IoError> {
-        let (transport, input) = (&mut self.transport, &mut self.input);
-        let got = py.detach(move || input.read_into(out, &mut |buf: &mut [u8]| transport.read_body(buf)));
-        got.map_err(|ReadFailed| IoError::ReadFailed)
+    /// The most bytes `read(size)` can return, when known (see
+    /// [`BodyReader::bound`]): the caller allocates that much up front.
+    pub fn read_bound(&self, size: Option<usize>) -> Option<usize> {
+        self.input.bound(size)
     }
 
+    /// `read(n)` into a buffer the caller provides (a bytes object's).
+    /// The GIL is released only when the client has to be waited for.
+    pub fn read_into(&mut self, py: Python<'_>, out: &mut [u8]) -> Result<usize, IoError> {
+        let (transport, input) = (&mut self.transport, &mut self.input);
+        let mut fill = |buf: &mut [u8]| transport.read_body(buf);
+        let got = if input.ready(out.len()) { input.read_into(out, &mut fill) } else { py.detach(|| input.read_into(out, &mut fill)) };
+        got.map_err(IoError::Read)
+    }
+
+    /// `read(size)` or `readline(size)` whose size is not known up front.
     pub fn read(&mut self, py: Python<'_>, size: Option<usize>, line: bool) -> Result<Vec<u8>, IoError> {
         let (transport, input) = (&mut self.transport, &mut self.input);
         let data = py.detach(move || {
@@ -242,6 +299,12 @@ impl RequestIo {
                 input.read(size, &mut fill)
             }
         });
-        data.map_err(|ReadFailed| IoError::ReadFailed)
+        data.map_err(IoError::Read)
+    }
+
+    /// Gives back bytes a read returned that could not be handed to the
+    /// app (no memory for a bytes object): the next read returns them.
+    pub fn unread(&mut self, data: Vec<u8>) {
+        self.input.unread_bytes(data);
     }
 }
