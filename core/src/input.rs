@@ -99,6 +99,13 @@ impl BodyReader {
         self.state == State::Open
     }
 
+    /// Whether `readline(size)` is served without asking the source.
+    pub fn line_ready(&self, size: Option<usize>) -> bool {
+        let data = self.buffered();
+        let limit = size.map_or(data.len(), |n| n.min(data.len()));
+        self.state != State::Open || size.is_some_and(|n| n <= data.len()) || data[..limit].contains(&b'\n')
+    }
+
     /// Asks the source for more into `out`, keeping track of the end.
     fn fill_from(&mut self, fill: &mut Fill<'_>, out: &mut [u8]) -> Result<usize, ReadError> {
         self.primed = true;
@@ -322,7 +329,10 @@ mod tests {
         let body = b"first line\nthe rest of it";
         let mut fill = source(body, 5);
         let mut r = BodyReader::default();
+        assert!(!r.line_ready(None));
         assert_eq!(r.readline(Some(3), &mut fill).unwrap(), b"fir");
+        assert!(r.line_ready(Some(2)), "two buffered bytes");
+        assert!(!r.line_ready(None), "no newline buffered yet");
         let mut out = [0u8; 12];
         assert_eq!(r.read_into(&mut out, &mut fill).unwrap(), 12);
         assert_eq!(&out, b"st line\nthe ");

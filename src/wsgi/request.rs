@@ -289,16 +289,19 @@ impl RequestIo {
     }
 
     /// `read(size)` or `readline(size)` whose size is not known up front.
+    /// The GIL is released only when the client has to be waited for.
     pub fn read(&mut self, py: Python<'_>, size: Option<usize>, line: bool) -> Result<Vec<u8>, IoError> {
         let (transport, input) = (&mut self.transport, &mut self.input);
-        let data = py.detach(move || {
+        let ready = if line { input.line_ready(size) } else { input.ready(size.unwrap_or(usize::MAX)) };
+        let mut read = move || {
             let mut fill = |buf: &mut [u8]| transport.read_body(buf);
             if line {
                 input.readline(size, &mut fill)
             } else {
                 input.read(size, &mut fill)
             }
-        });
+        };
+        let data = if ready { read() } else { py.detach(read) };
         data.map_err(IoError::Read)
     }
 
