@@ -3,6 +3,7 @@
 //! frame the client's connection: the child checks the head, drops
 //! hop-by-hop headers and holds the body to the Content-Length it was given,
 //! so a daemon cannot desynchronise a keep-alive connection.
+use crate::response::{falls_short, is_bodiless};
 use crate::validate;
 
 /// Headers that describe one connection, not the response (RFC 9110 §7.6.1):
@@ -67,18 +68,16 @@ pub fn check_head(status: u16, headers: &[(Vec<u8>, Vec<u8>)]) -> Result<Relayed
     Ok(relayed)
 }
 
-/// Whether a response carries no body whatever its headers say: the answer
-/// to a HEAD, a 204 or a 304. Its Content-Length is passed on as given.
-pub fn is_bodiless(status: u16, head_request: bool) -> bool {
-    head_request || status == 204 || status == 304
-}
-
 /// Holds a response body to its Content-Length as Data frames arrive.
 #[derive(Debug)]
 pub struct BodyLimit {
-    /// Bytes still to come, when the length is known and a body is due.
-    remaining: Option<u64>,
-    bodiless: bool,
+    status: u16,
+    head_request: bool,
+    content_length: Option<u64>,
+    /// Nobody sees this body (Apache answers with its own error document).
+    discard: bool,
+    /// Body bytes passed on so far.
+    sent: u64,
 }
 
 /// What to do with one Data frame.
@@ -91,34 +90,37 @@ pub struct Take {
 }
 
 impl BodyLimit {
-    pub fn new(content_length: Option<u64>, bodiless: bool) -> Self {
-        BodyLimit { remaining: content_length, bodiless }
+    /// For the response with this status and Content-Length, to a HEAD
+    /// request if `head_request`.
+    pub fn new(status: u16, head_request: bool, content_length: Option<u64>) -> Self {
+        BodyLimit { status, head_request, content_length, discard: false, sent: 0 }
+    }
+
+    /// A body taken whole and passed nowhere (`WSGIErrorOverride`).
+    pub fn discarding(status: u16) -> Self {
+        BodyLimit { discard: true, ..BodyLimit::new(status, false, None) }
     }
 
     /// Takes `len` bytes of body from the daemon.
     pub fn take(&mut self, len: usize) -> Take {
-        if self.bodiless {
+        if self.discard || is_bodiless(self.status, self.head_request) {
             // A HEAD is often answered by running the GET: its body is
             // expected and dropped, and says nothing about the framing.
             return Take { pass: 0, excess: 0 };
         }
-        match &mut self.remaining {
-            None => Take { pass: len, excess: 0 },
-            Some(left) => {
-                let pass = (*left).min(len as u64) as usize;
-                *left -= pass as u64;
-                Take { pass, excess: len - pass }
-            }
-        }
+        let room = self.content_length.map_or(u64::MAX, |length| length - self.sent);
+        let pass = room.min(len as u64) as usize;
+        self.sent += pass as u64;
+        Take { pass, excess: len - pass }
     }
 
     /// At the end of the body: how many bytes short of its Content-Length
-    /// it is (0 when complete or when no length was declared).
+    /// it is, when that breaks its promise (see [`falls_short`]); else 0.
     pub fn shortfall(&self) -> u64 {
-        if self.bodiless {
-            0
+        if !self.discard && falls_short(self.status, self.head_request, self.content_length, self.sent) {
+            self.content_length.unwrap_or(0) - self.sent
         } else {
-            self.remaining.unwrap_or(0)
+            0
         }
     }
 }
@@ -180,17 +182,10 @@ mod tests {
         assert!(!check_head(200, &headers(&[("Proxy-Connection", "close")])).unwrap().close_client);
     }
 
-    #[test]
-    fn bodiless_responses() {
-        assert!(is_bodiless(200, true));
-        assert!(is_bodiless(204, false) && is_bodiless(304, false));
-        assert!(!is_bodiless(200, false) && !is_bodiless(205, false));
-    }
-
     /// Feeds Data frames of the given sizes; returns what passed, the first
     /// frame with excess (if any) and the shortfall at the end.
     fn relay(content_length: Option<u64>, bodiless: bool, frames: &[usize]) -> (usize, Option<usize>, u64) {
-        let mut limit = BodyLimit::new(content_length, bodiless);
+        let mut limit = BodyLimit::new(if bodiless { 204 } else { 200 }, false, content_length);
         let mut passed = 0;
         for (i, &len) in frames.iter().enumerate() {
             let take = limit.take(len);
@@ -215,9 +210,10 @@ mod tests {
             // Too much: clipped at the length, and the frame is flagged.
             (Some(10), false, &[4, 7, 5], (10, Some(1), 0)),
             (Some(0), false, &[1], (0, Some(0), 0)),
-            // Too little: the shortfall is reported at the end.
+            // Too little: the shortfall is reported at the end, once some
+            // of the body went out (with none, Apache sends the real length).
             (Some(10), false, &[4, 3], (7, None, 3)),
-            (Some(10), false, &[], (0, None, 10)),
+            (Some(10), false, &[], (0, None, 0)),
             // HEAD, 204, 304: nothing passes, nothing is excess or short,
             // whatever the Content-Length says.
             (Some(10), true, &[], (0, None, 0)),

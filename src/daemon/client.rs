@@ -269,14 +269,14 @@ fn exchange(req: Request, out: &mut Brigade, conn: &UnixStream, request: &[u8], 
                 }
                 if settings.error_override && status >= 400 {
                     response.overridden = Some(status as i32);
-                    response.body = Some(BodyLimit::new(None, true));
+                    response.body = Some(BodyLimit::discarding(status));
                     continue;
                 }
                 if head.close_client {
                     req.close_connection();
                 }
                 apply_head(req, status, &status_line, &head.headers, head.content_length);
-                response.body = Some(BodyLimit::new(head.content_length, relay::is_bodiless(status, req.header_only())));
+                response.body = Some(BodyLimit::new(status, req.header_only(), head.content_length));
             }
             Ok(Frame::Data(data)) => {
                 let Some(limit) = response.body.as_mut() else {
