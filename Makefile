@@ -3,7 +3,7 @@
 #   make install      copy it into Apache's module directory (+ Debian conf)
 #   make run          serve examples/hello.wsgi on http://127.0.0.1:8000/
 #   make test         unit tests and integration tests against real Apache
-#   make bench        compare with Debian's mod_wsgi (see bench/README.md)
+#   make bench        compare with mod_wsgi 6.1.1 and 4.9.4 (see bench/README.md)
 
 # The Python to embed. Apache's children run as www-data, so it must be a
 # Python they can read: the system one by default.

@@ -1,39 +1,63 @@
 #!/usr/bin/python3
-"""Benchmark mod_wsgi-rs against Debian's mod_wsgi under Apache httpd 2.4.
+"""Benchmark mod_wsgi-rs against mod_wsgi 6.1.1 (built from the package
+index) and Debian's mod_wsgi 4.9.4 under Apache httpd 2.4, in one run.
 
-Normally started through bench/run.sh, which checks prerequisites, creates the
-work directory and guarantees that no Apache is left running.  Run with
-/usr/bin/python3 (standard library only).
+Normally started through bench/run.sh, which checks prerequisites, builds
+(or reuses) the mod_wsgi 6.1.1 venv, snapshots the modules and creates the
+work directory.  Run with /usr/bin/python3 (standard library only).
 
-Every measurement starts its own Apache (event MPM, same sizing for every
-server) in a fresh ServerRoot under the work directory, checks that the
-response is correct, warms up, runs wrk, stops Apache and scans its error log.
+Every measurement starts its own Apache (event MPM, the same sizing for
+every server) through the integration suite's harness
+(tests/integration/harness.py), so tests and benchmark share one Apache
+config writer and one process owner.  It checks that the response is
+correct, warms up, runs wrk while reading the server's CPU time from /proc,
+runs wrk again at 64 connections for latency, stops Apache and scans its
+error log.  After the rounds, each daemon scenario runs once more for
+N requests on a fresh server to read the resident memory of its daemons.
 
 Scenarios are data (see SCENARIOS below): adding one is adding a dict.
+`bench.py --cleanup WORKDIR` stops whatever servers a killed run left
+behind (run.sh calls it on exit).
 """
 
 import datetime
-import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
 APPS_SRC = os.path.join(HERE, 'apps')
-APACHE = '/usr/sbin/apache2'
-APACHE_MODULES = '/usr/lib/apache2/modules'
+sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
+import harness  # noqa: E402  (the integration suite's Apache owner)
+
 MIB = 1024 * 1024
+CLK_TCK = os.sysconf('SC_CLK_TCK')
+PF_KTHREAD = 0x00200000          # /proc/PID/stat flags: a kernel thread
 
 # --------------------------------------------------------------------------
 # Data: servers, WSGI modes, static references, scenarios
 # --------------------------------------------------------------------------
+
+# The WSGI modules measured, in their base order (rotated every round).
+# `so` names the environment variable run.sh sets to the module snapshot;
+# a mod_wsgi is shown as "mod_wsgi <version>" when run.sh passes `version`.
+SERVERS = {
+    'ours': dict(so='MOD_WSGI_RS_SO', name='mod_wsgi-rs'),
+    'mw6': dict(so='MOD_WSGI6_SO', name='mod_wsgi 6', version='MOD_WSGI6_VERSION'),
+    'mw4': dict(so='MOD_WSGI4_SO', name='mod_wsgi 4', version='MOD_WSGI4_VERSION'),
+}
+MODULES = ['ours', 'mw6', 'mw4']
+REFERENCE = 'mw6'            # denominator of the targets (issue 10)
+OTHER = 'mw4'
+RSS_SERVERS = ['ours', 'mw6']
 
 # Fixed MPM sizing for 2 cores, identical for every server: exactly 2 child
 # processes x 25 threads for the whole run (no spawning/reaping mid-run:
@@ -49,128 +73,128 @@ MaxSpareThreads         50
 MaxConnectionsPerChild  0
 """
 
+# Keep-alive connections are never closed by request count.
+GLOBAL_CONF = """\
+MaxKeepAliveRequests 0
+KeepAliveTimeout 5
+"""
+
 DAEMON_PROCESSES = 2
 
-# How the app is mounted.  {app} is the app file, {root} the ServerRoot.
+# How the app is mounted.  {app} is the app file (bench substitutes it);
+# {root} is left for the harness (the instance's ServerRoot).
 MODES = {
     'embedded': """\
 WSGIScriptAlias / {app}
-WSGIApplicationGroup %{{GLOBAL}}
+WSGIApplicationGroup %{GLOBAL}
 """,
-    # Same daemon group for both modules.  WSGIRestrictEmbedded On: Apache's
-    # MPM children never start Python (only the daemons do), so the RSS
-    # measured for the daemons is the whole Python cost.  display-name makes
-    # the daemons recognisable as "(wsgi:bench)" in /proc/PID/cmdline.
+    # The same daemon group for every module.  WSGIRestrictEmbedded On:
+    # Apache's MPM children never start Python, so the daemons' RSS is the
+    # whole Python cost.  display-name makes them "(wsgi:bench)".
     'daemon': """\
 WSGIRestrictEmbedded On
 WSGISocketPrefix {root}/run/wsgi
-WSGIDaemonProcess bench processes={daemon_processes} threads=15 display-name=%{{GROUP}}
+WSGIDaemonProcess bench processes=%d threads=15 display-name=%%{GROUP}
 WSGIProcessGroup bench
 WSGIScriptAlias / {app}
-WSGIApplicationGroup %{{GLOBAL}}
-""",
+WSGIApplicationGroup %%{GLOBAL}
+""" % DAEMON_PROCESSES,
 }
 
-# Static files served by a plain Apache (no WSGI module loaded) as a ceiling
-# reference.  name -> (file name, contents)
+# A pattern, not one repeated byte, so that a shifted or repeated piece of
+# the file is caught by the check.
+BLOB_10M = bytes(range(256)) * (10 * MIB // 256)
+
+# Static files served by an Apache with no WSGI module: the ceiling.
+# name -> (file name, contents)
 STATIC_REFS = {
     'hello': ('hello.txt', b'Hello, world!\n'),
     'blob_1m': ('blob_1m.bin', b'x' * MIB),
+    'blob_10m': ('blob_10m.bin', BLOB_10M),
 }
 
 
-def _check_hello(status, headers, body):
+def _check_hello(r):
     problems = []
-    if body != b'Hello, world!\n':
-        problems.append('body %r != %r' % (body[:60], b'Hello, world!\n'))
-    if headers.get('content-length') != '14':
-        problems.append('Content-Length %r != 14' % headers.get('content-length'))
+    if r.body != b'Hello, world!\n':
+        problems.append('body %r != %r' % (r.body[:60], b'Hello, world!\n'))
+    if r.header('Content-Length') != '14':
+        problems.append('Content-Length %r != 14' % r.header('Content-Length'))
     return problems
 
 
-def _check_stream(status, headers, body):
+def _check_stream(r):
     problems = []
-    if len(body) != MIB or body.strip(b'x'):
-        problems.append('body is %d bytes, expected %d x' % (len(body), MIB))
-    if 'content-length' in headers:
-        problems.append('unexpected Content-Length %r (app sets none)'
-                        % headers['content-length'])
-    if headers.get('transfer-encoding', '').lower() != 'chunked':
-        problems.append('Transfer-Encoding %r, expected chunked'
-                        % headers.get('transfer-encoding'))
+    if len(r.body) != MIB or r.body.strip(b'x'):
+        problems.append('body is %d bytes, expected %d x' % (len(r.body), MIB))
+    if r.header('Content-Length') is not None:
+        problems.append('unexpected Content-Length %r (the app sets none)'
+                        % r.header('Content-Length'))
+    if not r.chunked or not r.complete:
+        problems.append('not a complete chunked body (Transfer-Encoding %r)'
+                        % r.header('Transfer-Encoding'))
     return problems
 
 
-def _check_upload(status, headers, body):
-    if body != str(10 * MIB).encode():
-        return ['body %r, expected %d' % (body[:60], 10 * MIB)]
+def _check_upload(r):
+    if r.body != str(10 * MIB).encode():
+        return ['body %r, expected %d' % (r.body[:60], 10 * MIB)]
     return []
 
 
-# When wrk stops, the 10 MiB uploads in flight are cut off.  In embedded mode
-# the app swallows the resulting OSError (see apps/upload.wsgi); in daemon
-# mode mod_wsgi's Apache child logs this line itself for each of them:
-#   mod_wsgi (pid=N): Request data read error when proxying data to daemon
-#   process: Partial results are valid but processing is incomplete.
-UPLOAD_CUTOFF_LOG = r'Request data read error when proxying data to daemon'
+def _check_file(r):
+    problems = []
+    if r.header('Content-Length') != str(len(BLOB_10M)):
+        problems.append('Content-Length %r != %d'
+                        % (r.header('Content-Length'), len(BLOB_10M)))
+    if r.body != BLOB_10M:
+        problems.append('body of %d bytes differs from the file (%d bytes)'
+                        % (len(r.body), len(BLOB_10M)))
+    return problems
+
 
 # One entry per scenario.  Keys:
 #   name         short id (BENCH_SCENARIOS selects by it)
 #   app          file in bench/apps/ mounted at /
 #   mode         key of MODES (embedded | daemon)
-#   extra_conf   additional Apache config lines (formatted like MODES)
-#   path         URL path requested
-#   wrk_script   optional lua file in bench/apps/ (must not define done())
-#   wrk_args     extra wrk arguments
-#   check        dict(method, body, check=fn(status, headers, body) -> [problems])
-#   static_ref   key of STATIC_REFS to measure as ceiling, or None
-#   default      run when BENCH_SCENARIOS is unset
-#   daemon_pair  (daemon scenarios) the embedded scenario it is compared with
-#                for the daemon/embedded ratio
-#   target       acceptance target for ours/mod_wsgi requests/s, or None
-#   min_over_embedded  acceptance target for ours daemon/ours embedded, or None
-#   cutoff_log   optional regex: error-log lines caused by wrk cutting off the
-#                requests in flight when it stops (at most one per connection
-#                per wrk run); counted apart, flagged only above that bound
-#   metrics      columns reported: 'rps' (requests/s), 'mibps' (response MiB/s)
+#   wrk_script   optional Lua file in bench/apps/ (must not define done())
+#   check        (method, request body, fn(harness.Response) -> [problems])
+#   static_ref   key of STATIC_REFS measured as the ceiling, or None
+#   pair         daemon scenarios: the embedded twin (daemon/embedded ratio)
+#   target       issue 10's minimum ours / mod_wsgi 6 requests/s, or None
+#   min_over_embedded  minimum ours daemon / ours embedded, or None
 #   what         one-line description
+# An embedded scenario comes right before its daemon twin, so the
+# daemon/embedded ratios compare measurements taken close in time.
 SCENARIOS = [
-    # Pairs are adjacent (embedded, then its daemon twin) so that the
-    # daemon/embedded ratio compares measurements taken close in time.
-    dict(name='hello', app='hello.wsgi', mode='embedded', extra_conf='',
-         path='/', wrk_script=None, wrk_args=[],
-         check=dict(method='GET', body=None, check=_check_hello),
-         static_ref='hello', default=True, metrics=['rps'],
-         what="embedded, 14-byte 'Hello, world!' with Content-Length"),
-    dict(name='hello_daemon', app='hello.wsgi', mode='daemon', extra_conf='',
-         path='/', wrk_script=None, wrk_args=[],
-         check=dict(method='GET', body=None, check=_check_hello),
-         static_ref='hello', default=False, metrics=['rps'],
-         daemon_pair='hello', target=2.0, min_over_embedded=0.85,
-         what='daemon mode (processes=2 threads=15), hello world'),
-    dict(name='stream_1m', app='stream_1m.wsgi', mode='embedded', extra_conf='',
-         path='/', wrk_script=None, wrk_args=[],
-         check=dict(method='GET', body=None, check=_check_stream),
-         static_ref='blob_1m', default=True, metrics=['rps', 'mibps'],
-         what='embedded, 1 MiB as 16 x 64 KiB yields, no Content-Length'),
+    dict(name='hello', app='hello.wsgi', mode='embedded',
+         check=('GET', None, _check_hello), static_ref='hello', target=1.5,
+         what="14-byte 'Hello, world!' with Content-Length"),
+    dict(name='hello_daemon', app='hello.wsgi', mode='daemon',
+         check=('GET', None, _check_hello), static_ref='hello', pair='hello',
+         target=2.5, min_over_embedded=0.8,
+         what='the same in daemon mode (processes=2 threads=15)'),
+    dict(name='stream_1m', app='stream_1m.wsgi', mode='embedded',
+         check=('GET', None, _check_stream), static_ref='blob_1m',
+         what='1 MiB as 16 x 64 KiB yields, no Content-Length (chunked)'),
     dict(name='stream_1m_daemon', app='stream_1m.wsgi', mode='daemon',
-         extra_conf='', path='/', wrk_script=None, wrk_args=[],
-         check=dict(method='GET', body=None, check=_check_stream),
-         static_ref='blob_1m', default=False, metrics=['rps', 'mibps'],
-         daemon_pair='stream_1m', target=2.5,
-         what='daemon mode, 1 MiB as 16 x 64 KiB yields, no Content-Length'),
-    dict(name='upload_10m', app='upload.wsgi', mode='embedded', extra_conf='',
-         path='/', wrk_script='upload_10m.lua', wrk_args=[],
-         check=dict(method='POST', body=b'u' * (10 * MIB), check=_check_upload),
-         static_ref=None, default=False, metrics=['rps'],
-         cutoff_log=UPLOAD_CUTOFF_LOG,
-         what='embedded, POST 10 MiB read from wsgi.input, tiny response'),
+         check=('GET', None, _check_stream), static_ref='blob_1m',
+         pair='stream_1m', target=2.5, what='the same in daemon mode'),
+    dict(name='file_10m', app='file_10m.wsgi', mode='embedded',
+         check=('GET', None, _check_file), static_ref='blob_10m',
+         what='a 10 MiB file through wsgi.file_wrapper, with Content-Length'),
+    dict(name='file_10m_daemon', app='file_10m.wsgi', mode='daemon',
+         check=('GET', None, _check_file), static_ref='blob_10m',
+         pair='file_10m', target=4.0, min_over_embedded=0.9,
+         what='the same in daemon mode'),
+    dict(name='upload_10m', app='upload.wsgi', mode='embedded',
+         wrk_script='upload_10m.lua', target=1.0,
+         check=('POST', b'u' * (10 * MIB), _check_upload),
+         what='POST 10 MiB read from wsgi.input in 64 KiB pieces'),
     dict(name='upload_10m_daemon', app='upload.wsgi', mode='daemon',
-         extra_conf='', path='/', wrk_script='upload_10m.lua', wrk_args=[],
-         check=dict(method='POST', body=b'u' * (10 * MIB), check=_check_upload),
-         static_ref=None, default=False, metrics=['rps'],
-         daemon_pair='upload_10m', target=1.5, cutoff_log=UPLOAD_CUTOFF_LOG,
-         what='daemon mode, POST 10 MiB read from wsgi.input, tiny response'),
+         wrk_script='upload_10m.lua', pair='upload_10m', target=1.5,
+         check=('POST', b'u' * (10 * MIB), _check_upload),
+         what='the same in daemon mode'),
 ]
 
 # wrk reporting hook appended to every wrk script: one machine-readable line.
@@ -190,18 +214,54 @@ done = function(summary, latency, requests)
   io.write(string.format(
     'BENCH_JSON {"requests":%d,"bytes":%d,"duration_us":%d,' ..
     '"err_connect":%d,"err_read":%d,"err_write":%d,"err_status":%d,' ..
-    '"err_timeout":%d,"err_body":%d,"lat_p50_us":%d,"lat_p99_us":%d,' ..
-    '"lat_max_us":%d}\n',
+    '"err_timeout":%d,"err_body":%d,"lat_p50_us":%d,"lat_p90_us":%d,' ..
+    '"lat_p99_us":%d,"lat_max_us":%d}\n',
     summary.requests, summary.bytes, summary.duration,
     e.connect, e.read, e.write, e.status, e.timeout, bad,
-    latency:percentile(50), latency:percentile(99), latency.max))
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency.max))
 end
 """
 
+# Appended (with the per-thread count filled in) for the memory runs: each
+# wrk thread stops after that many responses and says so on stdout.  It
+# wraps a response() the scenario script may define.
+WRK_LIMIT_LUA = r"""
+do
+  local inner = response
+  local seen = 0
+  response = function(status, headers, body)
+    if inner then inner(status, headers, body) end
+    seen = seen + 1
+    if seen == %d then
+      io.write("BENCH_STOPPED\n")
+      io.stdout:flush()
+      wrk.thread:stop()
+    end
+  end
+end
+"""
+
+ERR_KEYS = ('err_connect', 'err_read', 'err_write', 'err_status',
+            'err_timeout', 'err_body')
+
 # Error-log lines worth reporting.
-BAD_LOG_RE = re.compile(
-    r'\[[a-z_]*:(error|crit|alert|emerg)\]|exit signal|segfault|Segmentation'
-    r'|core dumped|Traceback|panick', re.I)
+BAD_LOG_RE = re.compile(r'\[[a-z_]*:(error|crit|alert|emerg)\]|exit signal'
+                        r'|segfault|Segmentation|core dumped|Traceback|panick',
+                        re.I)
+# When wrk stops, the requests in flight are cut off: mod_wsgi logs an
+# OSError (with the app's exception) for a response it could not finish
+# writing, and its daemon-mode Apache child a line for an upload it could not
+# finish reading.  Every line of such a request (same thread, same client)
+# is counted apart; at most one request per connection per wrk run is
+# expected, more is a problem.
+CUTOFF_RE = re.compile(r'failed to write response data|Unable to proxy '
+                       r'response to client|Request data read error when '
+                       r'proxying data to daemon')
+REQUEST_RE = re.compile(r'\[pid (\d+:tid \d+)\] \[(?:client|remote) ([^\]]+)\]')
+# The event MPM saying that all 50 workers are busy: expected at 64
+# connections with responses that take long; noted, not a problem.
+CAPACITY_RE = re.compile(r'AH00484|AH10159')
 
 
 # --------------------------------------------------------------------------
@@ -213,6 +273,29 @@ def env_int(name, default):
     return int(v) if v not in (None, '') else default
 
 
+def env_float(name, default):
+    v = os.environ.get(name)
+    return float(v) if v not in (None, '') else default
+
+
+def select_scenarios(sel):
+    names = [s['name'] for s in SCENARIOS]
+    if sel in ('', 'all'):
+        return list(SCENARIOS)
+    if sel == 'embedded':
+        return [s for s in SCENARIOS if s['mode'] == 'embedded']
+    if sel == 'daemon':
+        # the daemon scenarios and the embedded twins they are compared with
+        return [s for s in SCENARIOS if s['mode'] == 'daemon'
+                or any(d.get('pair') == s['name'] for d in SCENARIOS)]
+    wanted = [x.strip() for x in sel.split(',') if x.strip()]
+    bad = [w for w in wanted if w not in names]
+    if bad:
+        sys.exit('bench: unknown scenario(s) %s; known: %s (or "all", '
+                 '"embedded", "daemon")' % (', '.join(bad), ', '.join(names)))
+    return [s for s in SCENARIOS if s['name'] in wanted]
+
+
 class Settings:
     def __init__(self):
         self.quick = os.environ.get('BENCH_QUICK', '') not in ('', '0')
@@ -221,102 +304,153 @@ class Settings:
         self.rounds = env_int('BENCH_ROUNDS', 1 if self.quick else 3)
         self.threads = env_int('BENCH_THREADS', 2)
         self.connections = env_int('BENCH_CONNECTIONS', 32)
+        self.lat_connections = env_int('BENCH_LATENCY_CONNECTIONS', 64)
+        self.lat_duration = env_int('BENCH_LATENCY_DURATION', self.duration)
+        self.rss_requests = env_int('BENCH_RSS_REQUESTS',
+                                    1000 if self.quick else 10000)
+        self.rss_max_seconds = env_int('BENCH_RSS_MAX_SECONDS', 900)
+        self.max_foreign = env_float('BENCH_MAX_FOREIGN', 0.10)
+        self.idle_wait = env_int('BENCH_IDLE_WAIT', 0 if self.quick else 30)
         self.static = os.environ.get('BENCH_STATIC', '1') not in ('', '0')
         self.work = os.environ['BENCH_WORK']          # set by run.sh
         self.out = os.environ.get('BENCH_OUT') or os.path.join(self.work, 'out')
-        self.ours = os.environ['MOD_WSGI_RS_SO']
-        self.theirs = os.environ['MOD_WSGI_SO']
-        sel = os.environ.get('BENCH_SCENARIOS', '').strip()
-        names = [s['name'] for s in SCENARIOS]
-        if not sel:
-            self.scenarios = [s for s in SCENARIOS if s['default']]
-        elif sel == 'all':
-            self.scenarios = list(SCENARIOS)
-        elif sel == 'daemon':
-            # the daemon scenarios + the embedded hello they are compared with
-            self.scenarios = [s for s in SCENARIOS
-                              if s['mode'] == 'daemon' or s['name'] == 'hello']
-        else:
-            wanted = [x.strip() for x in sel.split(',') if x.strip()]
-            bad = [w for w in wanted if w not in names]
-            if bad:
-                sys.exit('bench: unknown scenario(s) %s; known: %s '
-                         '(or "all", "daemon")'
-                         % (', '.join(bad), ', '.join(names)))
-            self.scenarios = [s for s in SCENARIOS if s['name'] in wanted]
+        self.commit = os.environ.get('BENCH_COMMIT', 'unknown')
+        self.so = {k: os.environ[v['so']] for k, v in SERVERS.items()}
+        self.names = {k: 'mod_wsgi ' + os.environ[v['version']]
+                      if os.environ.get(v.get('version', '')) else v['name']
+                      for k, v in SERVERS.items()}
+        self.names['static'] = 'static file'
+        self.scenarios = select_scenarios(
+            os.environ.get('BENCH_SCENARIOS', '').strip())
+        self.apache_cpus, self.wrk_cpus = cpu_split(
+            os.environ.get('BENCH_PIN', 'auto'))
+
+
+def cpu_split(pin):
+    """(CPUs for Apache, CPUs for wrk), or (None, None) for no pinning.
+
+    "split" gives wrk a quarter of the CPUs (at least one) and Apache the
+    rest.  "auto" splits only with 4 or more CPUs: on 2 cores Apache would
+    get a single core, which serialises the child <-> daemon hand-off on one
+    CPU and so measures a deployment nobody runs (see README.md)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if pin == 'auto':
+        pin = 'split' if len(cpus) >= 4 else 'none'
+    if pin == 'none':
+        return None, None
+    if pin != 'split' or len(cpus) < 2:
+        sys.exit('bench: BENCH_PIN must be auto, none or split (split needs '
+                 '2 or more CPUs)')
+    n = max(1, len(cpus) // 4)
+    return set(cpus[:-n]), set(cpus[-n:])
 
 
 # --------------------------------------------------------------------------
-# Apache instance handling
+# /proc: process trees, CPU time, memory
 # --------------------------------------------------------------------------
 
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-# Environment variable marking every process of one of our servers.  WSGI
-# daemon processes rename themselves (display-name), so their command line
-# no longer shows the ServerRoot; their environment still does (run.sh's
-# cleanup matches it too).
-ROOT_MARKER = 'MOD_WSGI_RS_BENCH_ROOT'
-
-
-def clean_env(root=None):
-    # No pyenv, no PYTHON* variables: Apache's children run as www-data.
-    env = {'PATH': '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-           'LANG': 'C.UTF-8'}
-    if root:
-        env[ROOT_MARKER] = root
-    return env
-
-
-def procs_matching(root):
-    """PIDs of the Apache processes of ServerRoot `root`: command line
-    mentioning it, or started with our environment marker for it."""
-    pids = []
-    marker = ('%s=%s' % (ROOT_MARKER, root)).encode()
-    for d in os.listdir('/proc'):
-        if not d.isdigit() or int(d) == os.getpid():
-            continue
-        try:
-            with open('/proc/%s/cmdline' % d, 'rb') as f:
-                cmd = f.read().replace(b'\0', b' ').decode('utf-8', 'replace')
-            if root in cmd and 'apache2' in cmd:
-                pids.append(int(d))
-                continue
-            with open('/proc/%s/environ' % d, 'rb') as f:
-                if marker in f.read().split(b'\0'):
-                    pids.append(int(d))
-        except OSError:
-            continue
-    return pids
-
-
-def children_of(ppid):
-    pids = []
+def proc_table():
+    """pid -> (ppid, is kernel thread, CPU ticks of the process and of its
+    children it has reaped).  Counting reaped children keeps a sum over a
+    tree constant when a member exits and is reaped inside the tree."""
+    table = {}
     for d in os.listdir('/proc'):
         if not d.isdigit():
             continue
         try:
             with open('/proc/%s/stat' % d) as f:
-                stat = f.read()
-            if int(stat.rsplit(')', 1)[1].split()[1]) == ppid:
-                pids.append(int(d))
+                # fields after "(comm)": state ppid ... flags(9) ...
+                # utime(14) stime(15) cutime(16) cstime(17)
+                v = f.read().rsplit(')', 1)[1].split()
+            table[int(d)] = (int(v[1]), bool(int(v[6]) & PF_KTHREAD),
+                             sum(int(x) for x in v[11:15]))
         except (OSError, IndexError, ValueError):
             continue
-    return pids
+    return table
+
+
+def tree(table, root):
+    """`root` and all its descendants present in `table`."""
+    kids = {}
+    for pid, (ppid, _, _) in table.items():
+        kids.setdefault(ppid, []).append(pid)
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid in table:
+            out.append(pid)
+            todo += kids.get(pid, [])
+    return out
+
+
+class CpuSample:
+    """CPU ticks used so far by one server's process tree and by every
+    other user-space process (foreign load), and the machine's steal time."""
+
+    def __init__(self, parent):
+        table = proc_table()
+        mine = set(tree(table, parent)) if parent else set()
+        me = os.getpid()       # the driver; wrk is reaped into its cutime
+        self.server = sum(table[p][2] for p in mine)
+        self.foreign = sum(t[2] for p, t in table.items()
+                           if p not in mine and p != me and not t[1])
+        with open('/proc/stat') as f:
+            self.steal = int(f.readline().split()[8])
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.children = ru.ru_utime + ru.ru_stime
+        self.time = time.monotonic()
+
+
+def cpu_delta(before, after, requests):
+    """Server CPU µs per request, and the shares of the machine's CPU time
+    taken by wrk, by foreign processes and by steal while measuring."""
+    capacity = (after.time - before.time) * os.cpu_count()
+    return dict(
+        server_cpu_s=round((after.server - before.server) / CLK_TCK, 3),
+        server_cpu_us_per_req=(after.server - before.server) / CLK_TCK
+        / requests * 1e6 if requests else None,
+        wrk_cpu_share=round((after.children - before.children) / capacity, 3),
+        foreign_cpu=round((after.foreign - before.foreign) / CLK_TCK
+                          / capacity, 3),
+        steal=round((after.steal - before.steal) / CLK_TCK / capacity, 3))
+
+
+def cpu_busy(interval=0.5):
+    """Fraction of all CPU time used by anything during `interval`."""
+    def sample():
+        with open('/proc/stat') as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]          # total, idle + iowait
+    t0, i0 = sample()
+    time.sleep(interval)
+    t1, i1 = sample()
+    return 1.0 - (i1 - i0) / max(1, t1 - t0)
+
+
+def wait_idle(settings, label, name):
+    """Foreign CPU load just before a measurement (no server of ours is
+    running then); waits up to BENCH_IDLE_WAIT seconds for it to drop."""
+    deadline = time.monotonic() + settings.idle_wait
+    busy = cpu_busy()
+    if busy > settings.max_foreign and settings.idle_wait:
+        print('  %-6s %-18s machine %.0f%% busy, waiting up to %ds for it '
+              'to go idle' % (label, name, busy * 100, settings.idle_wait),
+              flush=True)
+        while busy > settings.max_foreign and time.monotonic() < deadline:
+            busy = cpu_busy(2.0)
+    return round(busy, 3)
+
+
+def cmdline(pid):
+    try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as f:
+            return f.read().split(b'\0')
+    except OSError:
+        return []
 
 
 def argv0(pid):
-    try:
-        with open('/proc/%d/cmdline' % pid, 'rb') as f:
-            return f.read().split(b'\0', 1)[0].strip().decode('utf-8', 'replace')
-    except OSError:
-        return ''
+    return (cmdline(pid) or [b''])[0].decode('utf-8', 'replace')
 
 
 def vm_rss_kib(pid):
@@ -330,336 +464,571 @@ def vm_rss_kib(pid):
     return None
 
 
-def daemon_pids(parent):
-    """The WSGI daemon processes of the Apache whose parent is `parent`.
-
-    With display-name=%{GROUP} both modules set argv[0] to "(wsgi:bench)".
-    Without it: the children of the parent whose argv[0] differs from the
-    parent's (the MPM children keep it)."""
-    kids = [p for p in children_of(parent) if alive(p)]
-    found = [p for p in kids if argv0(p).startswith('(wsgi:')]
-    if not found:
-        mine = argv0(parent)
-        found = [p for p in kids if argv0(p) and argv0(p) != mine]
-    return sorted(found)
+def daemon_rss(parent):
+    """{pid: VmRSS KiB} of the WSGI daemons (argv[0] "(wsgi:bench)") in
+    the process tree of Apache parent `parent`."""
+    rss = {}
+    for pid in tree(proc_table(), parent):
+        if argv0(pid).startswith('(wsgi:'):
+            kib = vm_rss_kib(pid)
+            if kib is not None:
+                rss[pid] = kib
+    return rss
 
 
 def alive(pid):
     try:
         with open('/proc/%d/stat' % pid) as f:
             return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
-    except OSError:
+    except (OSError, IndexError):
         return False
 
 
-class Apache:
-    """One Apache instance in its own ServerRoot."""
-
-    def __init__(self, settings, label, module_so, scenario, static_ref=None):
-        self.s = settings
-        self.label = label
-        self.port = free_port()
-        self.root = os.path.join(settings.work, 'srv-%s-%s-%d' % (
-            label, scenario['name'] if scenario else static_ref, self.port))
-        self.conf = os.path.join(self.root, 'httpd.conf')
-        self.errlog = os.path.join(self.root, 'logs', 'error.log')
-        self.pidfile = os.path.join(self.root, 'run', 'httpd.pid')
-        self.parent = None
-        for d in ('', 'logs', 'run', 'htdocs'):
-            os.makedirs(os.path.join(self.root, d), exist_ok=True)
-            os.chmod(os.path.join(self.root, d), 0o755)
-        if module_so:
-            module_conf = 'LoadModule wsgi_module %s\n' % module_so
-            fmt = dict(app=os.path.join(settings.apps, scenario['app']),
-                       root=self.root, daemon_processes=DAEMON_PROCESSES)
-            module_conf += MODES[scenario['mode']].format(**fmt)
-            module_conf += scenario.get('extra_conf', '').format(**fmt)
-        else:
-            fname, content = STATIC_REFS[static_ref]
-            path = os.path.join(self.root, 'htdocs', fname)
-            with open(path, 'wb') as f:
-                f.write(content)
-            os.chmod(path, 0o644)
-            module_conf = '# static reference: no WSGI module\n'
-        with open(self.conf, 'w') as f:
-            f.write(CONF_TEMPLATE.format(
-                root=self.root, port=self.port, mpm=MPM_CONF,
-                modules=APACHE_MODULES, apps=settings.apps,
-                module_conf=module_conf))
-
-    def start(self):
-        r = subprocess.run([APACHE, '-f', self.conf, '-k', 'start'],
-                           env=clean_env(self.root), capture_output=True, text=True,
-                           timeout=60)
-        if r.returncode != 0:
-            raise BenchError('%s: apache2 -k start failed (rc %d): %s%s'
-                             % (self.label, r.returncode, r.stdout, r.stderr)
-                             + self.log_tail())
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                socket.create_connection(('127.0.0.1', self.port), 0.5).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise BenchError('%s: port %d never opened' % (self.label, self.port)
-                             + self.log_tail())
-        # The port can open before the parent has written its pid file.
-        while True:
-            try:
-                with open(self.pidfile) as f:
-                    self.parent = int(f.read().strip())
-                break
-            except (OSError, ValueError):
-                self.parent = None
-                if time.time() > deadline:
-                    break
-                time.sleep(0.05)
-
-    def stop(self):
-        pids = set(procs_matching(self.root))
-        if self.parent:
-            pids.add(self.parent)
-            pids.update(children_of(self.parent))
-        if os.path.exists(self.pidfile):
-            try:
-                subprocess.run([APACHE, '-f', self.conf, '-k', 'stop'],
-                               env=clean_env(self.root), capture_output=True, timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-        deadline = time.time() + 15
-        while time.time() < deadline and any(alive(p) for p in pids):
-            time.sleep(0.1)
-            pids.update(procs_matching(self.root))
-        left = [p for p in pids | set(procs_matching(self.root)) if alive(p)]
-        for p in left:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except OSError:
-                pass
-        if left:
-            print('  warning: %s: killed %d leftover process(es) %s'
-                  % (self.label, len(left), left), flush=True)
-        return left
-
-    def url(self, path):
-        return 'http://127.0.0.1:%d%s' % (self.port, path)
-
-    def log_tail(self, n=30):
+def kill_tree(pids, grace=10.0):
+    """Wait up to `grace` seconds for `pids` to exit, then SIGKILL the rest.
+    Returns the pids that had to be killed."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.1)
+    left = [p for p in pids if alive(p)]
+    for p in left:
         try:
-            with open(self.errlog, errors='replace') as f:
-                lines = f.readlines()
+            os.kill(p, signal.SIGKILL)
         except OSError:
-            return '\n  (no error log)'
-        return '\n  --- %s (last %d lines) ---\n  ' % (self.errlog, n) + \
-            '  '.join(lines[-n:])
-
-    def bad_log_lines(self):
-        try:
-            with open(self.errlog, errors='replace') as f:
-                return [l.rstrip('\n') for l in f if BAD_LOG_RE.search(l)]
-        except OSError:
-            return []
+            pass
+    return left
 
 
-CONF_TEMPLATE = """\
-# Generated by bench/bench.py
-ServerRoot "{root}"
-ServerName 127.0.0.1
-Listen 127.0.0.1:{port}
-PidFile {root}/run/httpd.pid
-DefaultRuntimeDir {root}/run
-Mutex file:{root}/run default
-ErrorLog {root}/logs/error.log
-LogLevel warn
-# no access log (same for every server)
-
-LoadModule mpm_event_module {modules}/mod_mpm_event.so
-LoadModule authz_core_module {modules}/mod_authz_core.so
-
-User www-data
-Group www-data
-
-{mpm}
-KeepAlive On
-MaxKeepAliveRequests 0
-KeepAliveTimeout 5
-Timeout 60
-
-DocumentRoot {root}/htdocs
-<Directory />
-    AllowOverride None
-    Require all denied
-</Directory>
-<Directory {root}/htdocs>
-    Require all granted
-</Directory>
-<Directory {apps}>
-    Require all granted
-</Directory>
-
-{module_conf}
-"""
-
+# --------------------------------------------------------------------------
+# One Apache instance
+# --------------------------------------------------------------------------
 
 class BenchError(Exception):
     pass
+
+
+class Server:
+    """One harness.Apache for one measurement, plus what the harness does
+    not own: the daemons (they rename themselves, so the harness does not
+    recognise them), CPU pinning and a registry file for run.sh's cleanup."""
+
+    def __init__(self, settings, label, scenario=None, static_ref=None, tag=''):
+        self.s = settings
+        self.label = label
+        self.scenario = scenario
+        self.static_ref = static_ref
+        self.tag = tag
+        self.wrk_connections = 0      # sum over wrk runs (cut-off bound)
+        if scenario:
+            config = MODES[scenario['mode']].replace(
+                '{app}', os.path.join(settings.apps, scenario['app']))
+            self.path = '/'
+        else:
+            config = '# static reference: no WSGI module'
+            self.path = '/' + STATIC_REFS[static_ref][0]
+        self.h = harness.Apache(
+            'event', config, so=settings.so.get(label), loglevel='warn',
+            mpm_conf=MPM_CONF, global_config=GLOBAL_CONF,
+            load_wsgi=scenario is not None, name='bench',
+            pre_start=self._write_static if static_ref else None)
+        self.registry = os.path.join(settings.work, 'live',
+                                     '%d' % self.h.port)
+
+    def _write_static(self, h):
+        fname, content = STATIC_REFS[self.static_ref]
+        path = os.path.join(h.htdocs, fname)
+        with open(path, 'wb') as f:
+            f.write(content)
+        os.chmod(path, 0o644)
+
+    def start(self):
+        os.makedirs(os.path.dirname(self.registry), exist_ok=True)
+        with open(self.registry, 'w') as f:
+            f.write('%s\n%s\n' % (self.h.conf_path, self.h.root))
+        saved = os.sched_getaffinity(0)
+        if self.s.apache_cpus:          # inherited by every Apache process
+            os.sched_setaffinity(0, self.s.apache_cpus)
+        try:
+            self.h.start(timeout=60)
+        finally:
+            os.sched_setaffinity(0, saved)
+        with open(self.registry, 'a') as f:
+            f.write('%d\n' % self.h.parent)
+
+    @property
+    def parent(self):
+        return self.h.parent
+
+    def url(self):
+        return 'http://127.0.0.1:%d%s' % (self.h.port, self.path)
+
+    def check(self):
+        """Problems with one response, [] when it is right."""
+        if not self.scenario:
+            fname, content = STATIC_REFS[self.static_ref]
+            r = self.h.get(self.path, timeout=30)
+            if r.status != 200 or r.body != content:
+                return ['static %s: status %d, %d bytes'
+                        % (fname, r.status, len(r.body))]
+            return []
+        method, body, fn = self.scenario['check']
+        hdrs = {'Content-Type': 'application/octet-stream'} if body else None
+        r = self.h.request(method, self.path, headers=hdrs, body=body,
+                           timeout=60)
+        if r.status != 200:
+            return ['status %d: %r' % (r.status, r.body[:200])]
+        return fn(r)
+
+    def wrk(self, duration, connections, latency=False, limit=None):
+        self.wrk_connections += connections
+        return run_wrk(self.s, self.url(), self.scenario, duration,
+                       connections, latency, limit, self.tag)
+
+    def finish(self):
+        """Stop everything of this server, scan and keep its error log.
+        Returns result fields (problems found)."""
+        res = {}
+        pids = set(tree(proc_table(), self.parent)) if self.parent else set()
+        self.h.stop()
+        left = kill_tree(pids)
+        if left:
+            res['leftover_killed'] = left
+        res.update(classify_log(self.h.error_log(), self.wrk_connections))
+        dest = os.path.join(self.s.out, 'logs')
+        os.makedirs(dest, exist_ok=True)
+        if os.path.exists(self.h.errlog):
+            shutil.copy(self.h.errlog, os.path.join(dest, self.tag + '.error.log'))
+        shutil.copy(self.h.conf_path, os.path.join(dest, self.tag + '.httpd.conf'))
+        self.h.cleanup()
+        if os.path.exists(self.registry):
+            os.unlink(self.registry)
+        return res
+
+
+def classify_log(text, connections):
+    """Error-log lines worth reporting, after setting apart the requests wrk
+    cut off (at most `connections` of them) and the MPM capacity notices."""
+    bad = [l for l in text.splitlines() if BAD_LOG_RE.search(l)]
+    res = {}
+    capacity = [l for l in bad if CAPACITY_RE.search(l)]
+    if capacity:
+        res['log_capacity_lines'] = len(capacity)
+        bad = [l for l in bad if not CAPACITY_RE.search(l)]
+    def request(line):          # (pid:tid, client) or None
+        m = REQUEST_RE.search(line)
+        return m.groups() if m else None
+    cut = {request(l) for l in bad if CUTOFF_RE.search(l)} - {None}
+    if cut and len(cut) <= connections:
+        res['log_cutoff_requests'] = len(cut)
+        bad = [l for l in bad if request(l) not in cut]
+    if bad:
+        res['log_problems'] = bad
+    return res
+
+
+def cleanup_registry(work):
+    """Stop the servers a killed run left behind (see Server.start)."""
+    live = os.path.join(work, 'live')
+    for fn in os.listdir(live) if os.path.isdir(live) else []:
+        with open(os.path.join(live, fn)) as f:
+            lines = f.read().split()
+        conf, root = lines[0], lines[1]
+        parent = int(lines[2]) if len(lines) > 2 else None
+        # the pid file's process, if it still is that Apache (not a reused pid)
+        pids = set(tree(proc_table(), parent)) \
+            if parent and conf.encode() in cmdline(parent) else set()
+        subprocess.run([harness.APACHE_BIN, '-f', conf, '-k', 'stop'],
+                       env=harness.APACHE_ENV, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60)
+        left = kill_tree(pids)
+        print('bench: stopped a leftover server (%s)%s' % (
+            conf, ', killed %s' % left if left else ''), file=sys.stderr)
+        if not os.environ.get('MWRS_KEEP'):
+            shutil.rmtree(root, ignore_errors=True)
+        os.unlink(os.path.join(live, fn))
+    return 0
 
 
 # --------------------------------------------------------------------------
 # Measuring
 # --------------------------------------------------------------------------
 
-def check_response(apache, scenario, path):
-    c = scenario['check']
-    conn = http.client.HTTPConnection('127.0.0.1', apache.port, timeout=30)
-    try:
-        hdrs = {'Content-Type': 'application/octet-stream'} if c['body'] else {}
-        conn.request(c['method'], path, body=c['body'], headers=hdrs)
-        r = conn.getresponse()
-        body = r.read()
-        headers = {k.lower(): v for k, v in r.getheaders()}
-        status = r.status
-    finally:
-        conn.close()
-    problems = [] if status == 200 else ['status %d' % status]
-    if c.get('check') and not problems:
-        problems += c['check'](status, headers, body)
-    return problems
-
-
-def check_static(apache, static_ref):
-    fname, content = STATIC_REFS[static_ref]
-    conn = http.client.HTTPConnection('127.0.0.1', apache.port, timeout=30)
-    try:
-        conn.request('GET', '/' + fname)
-        r = conn.getresponse()
-        body = r.read()
-    finally:
-        conn.close()
-    if r.status != 200 or body != content:
-        return ['static %s: status %d, %d bytes' % (fname, r.status, len(body))]
-    return []
-
-
-def run_wrk(settings, url, scenario, duration):
+def run_wrk(settings, url, scenario, duration, connections, latency=False,
+            limit=None, tag=''):
     lua = ''
     if scenario and scenario.get('wrk_script'):
         with open(os.path.join(APPS_SRC, scenario['wrk_script'])) as f:
             lua = f.read()
-    script = os.path.join(settings.work, 'wrk-%s.lua' % (
-        scenario['name'] if scenario else 'static'))
+    if limit:
+        lua += WRK_LIMIT_LUA % -(-limit // settings.threads)
+    script = os.path.join(settings.work, 'wrk-%s.lua' % tag)
     with open(script, 'w') as f:
         f.write(lua + WRK_DONE_LUA)
-    cmd = ['wrk', '-t%d' % settings.threads, '-c%d' % settings.connections,
+    cmd = ['wrk', '-t%d' % settings.threads, '-c%d' % connections,
            '-d%ds' % duration, '--timeout', '10s', '-s', script]
-    cmd += (scenario or {}).get('wrk_args', [])
+    if latency:
+        cmd.append('--latency')
     cmd.append(url)
-    r = subprocess.run(cmd, capture_output=True, text=True,
-                       timeout=duration + 60)
-    m = re.search(r'^BENCH_JSON (\{.*\})$', r.stdout, re.M)
-    if r.returncode != 0 or not m:
-        raise BenchError('wrk failed (rc %d): %s %s'
-                         % (r.returncode, r.stdout, r.stderr))
+    if settings.wrk_cpus:
+        cmd = ['taskset', '-c', ','.join(map(str, sorted(settings.wrk_cpus)))] + cmd
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        out, stopped = [], 0
+        for line in proc.stdout:
+            out.append(line)
+            if limit and line.startswith('BENCH_STOPPED'):
+                stopped += 1
+                if stopped == settings.threads:
+                    # wrk's main thread sleeps for -d whatever its threads
+                    # do; SIGINT ends that and it reports as usual
+                    proc.send_signal(signal.SIGINT)
+        out, err = ''.join(out), proc.stderr.read()
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with open(os.path.join(settings.out, 'logs', tag + '.wrk.txt'), 'a') as f:
+        f.write('$ %s\n%s%s\n' % (' '.join(cmd), out, err))
+    m = re.search(r'^BENCH_JSON (\{.*\})$', out, re.M)
+    if rc != 0 or not m:
+        raise BenchError('wrk failed (rc %d): %s %s' % (rc, out, err))
     d = json.loads(m.group(1))
-    secs = d['duration_us'] / 1e6
-    d['rps'] = d['requests'] / secs
-    d['mibps'] = d['bytes'] / secs / MIB
-    d['errors'] = sum(d[k] for k in d if k.startswith('err_'))
+    d['rps'] = d['requests'] / (d['duration_us'] / 1e6)
+    d['errors'] = sum(d[k] for k in ERR_KEYS)
     return d
 
 
-def cpu_busy(interval=0.5):
-    """Fraction of CPU time used by anything during `interval` (0..1)."""
-    def sample():
-        with open('/proc/stat') as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        return sum(v), v[3] + v[4]          # total, idle + iowait
-    t0, i0 = sample()
-    time.sleep(interval)
-    t1, i1 = sample()
-    return 1.0 - (i1 - i0) / max(1, t1 - t0)
+def say(label, name, text):
+    print('  %-6s %-18s %s' % (label, name, text), flush=True)
 
 
-def measure(settings, label, module_so, scenario, static_ref=None):
-    """Start a server, check, warm up, measure, stop.  Returns a result dict."""
-    name = scenario['name'] if scenario else 'static:' + static_ref
-    # Our previous server is stopped: whatever uses CPU now is foreign load.
-    busy = cpu_busy()
-    res = dict(server=label, scenario=name, background_cpu=round(busy, 3))
-    if busy > 0.15:
-        print('  %-8s %-17s warning: machine not idle before this run '
-              '(%.0f%% CPU busy), numbers will be noisy'
-              % (label, name, busy * 100), flush=True)
-    apache = Apache(settings, label, module_so, scenario, static_ref)
-    path = scenario['path'] if scenario else '/' + STATIC_REFS[static_ref][0]
+def on_fresh_server(settings, res, label, scenario, static_ref, tag, work):
+    """Start a server, check one response, run `work(server)`, which fills
+    in `res`, then stop the server and scan its error log.  Returns `res`."""
+    name = res['scenario']
+    srv = Server(settings, label, scenario, static_ref, tag)
     try:
-        apache.start()
-        problems = (check_response(apache, scenario, path) if scenario
-                    else check_static(apache, static_ref))
+        srv.start()
+        problems = srv.check()
         if problems:
             res['check_failed'] = problems
-            print('  %-8s %-17s CHECK FAILED: %s' % (label, name,
-                                                    '; '.join(problems)),
-                  flush=True)
+            say(label, name, 'CHECK FAILED: ' + '; '.join(problems))
         else:
-            if settings.warmup > 0:
-                run_wrk(settings, apache.url(path), scenario, settings.warmup)
-            d = run_wrk(settings, apache.url(path), scenario, settings.duration)
-            res.update(d)
-            print('  %-8s %-17s %9.1f req/s %8.1f MiB/s  p50 %6.2f ms  '
-                  'p99 %7.2f ms  errors %d'
-                  % (label, name, d['rps'], d['mibps'], d['lat_p50_us'] / 1e3,
-                     d['lat_p99_us'] / 1e3, d['errors']), flush=True)
-            if scenario and scenario['mode'] == 'daemon' and apache.parent:
-                # Right after the measurement, Apache still running.
-                pids = daemon_pids(apache.parent)
-                rss = [vm_rss_kib(p) for p in pids]
-                res['daemon_pids'] = pids
-                res['daemon_rss_kib'] = [r for r in rss if r is not None]
-                if res['daemon_rss_kib']:
-                    print('  %-8s %-17s %d daemon process(es), VmRSS MiB: %s'
-                          % (label, name, len(res['daemon_rss_kib']),
-                             ' '.join('%.1f' % (r / 1024)
-                                      for r in res['daemon_rss_kib'])),
-                          flush=True)
-                else:
-                    print('  %-8s %-17s no daemon process found for RSS'
-                          % (label, name), flush=True)
-    except (BenchError, subprocess.TimeoutExpired, OSError) as e:
+            work(srv)
+    except (harness.ApacheError, BenchError, subprocess.TimeoutExpired,
+            OSError) as e:
         res['failed'] = str(e)
-        print('  %-8s %-17s FAILED: %s' % (label, name, e), flush=True)
+        say(label, name, 'FAILED: %s' % e)
     finally:
-        left = apache.stop()
-        if left:
-            res['leftover_killed'] = left
-        bad = apache.bad_log_lines()
-        cut_re = scenario.get('cutoff_log') if scenario else None
-        if cut_re:
-            cut = [l for l in bad if re.search(cut_re, l)]
-            res['log_cutoff_lines'] = len(cut)
-            # warm-up + measurement: at most one per connection per wrk run
-            if len(cut) <= 2 * settings.connections:
-                bad = [l for l in bad if not re.search(cut_re, l)]
-                if cut:
-                    print('  %-8s %-17s %d error-log line(s) from uploads cut '
-                          'off when wrk stopped (expected)'
-                          % (label, name, len(cut)), flush=True)
-        if bad:
-            res['log_problems'] = bad
-            print('  %-8s %-17s %d error-log line(s), e.g.: %s'
-                  % (label, name, len(bad), bad[0][:300]), flush=True)
-        dest = os.path.join(settings.out, 'logs')
-        os.makedirs(dest, exist_ok=True)
-        if os.path.exists(apache.errlog):
-            shutil.copy(apache.errlog, os.path.join(
-                dest, '%s-%s-%d.error.log' % (label, name.replace(':', '-'),
-                                              apache.port)))
-        shutil.copy(apache.conf, os.path.join(
-            dest, '%s-%s-%d.httpd.conf' % (label, name.replace(':', '-'),
-                                           apache.port)))
+        res.update(srv.finish())
+        report_log(label, name, res)
     return res
+
+
+def measure(settings, label, scenario, static_ref, rnd):
+    """Warm up, measure throughput and CPU, then latency at 64
+    connections, on a fresh server.  Returns a result dict."""
+    name = scenario['name'] if scenario else 'static:' + static_ref
+    res = dict(server=label, scenario=name, round=rnd,
+               idle_before=wait_idle(settings, label, name))
+
+    def work(srv):
+        if settings.warmup > 0:
+            srv.wrk(settings.warmup, settings.connections)
+        before = CpuSample(srv.parent)
+        d = srv.wrk(settings.duration, settings.connections)
+        res.update(d)
+        res.update(cpu_delta(before, CpuSample(srv.parent), d['requests']))
+        lat = srv.wrk(settings.lat_duration, settings.lat_connections,
+                      latency=True)
+        res.update({k + '_64': v for k, v in lat.items()})
+        say(label, name, '%9.1f req/s  %7.1f us CPU/req  p99@%d %7.2f ms  '
+            'errors %d/%d  foreign CPU %.0f%%' % (
+                d['rps'], res['server_cpu_us_per_req'] or 0,
+                settings.lat_connections, lat['lat_p99_us'] / 1e3,
+                d['errors'], lat['errors'], res['foreign_cpu'] * 100))
+    return on_fresh_server(settings, res, label, scenario, static_ref,
+                           '%s-%s-r%d' % (label, name.replace(':', '-'), rnd),
+                           work)
+
+
+def rss_after_requests(settings, label, scenario):
+    """N requests of the scenario on a fresh server, then VmRSS per
+    daemon.  Returns a result dict."""
+    name = scenario['name']
+    n = settings.rss_requests
+    res = dict(server=label, scenario=name, round=0, phase='rss',
+               idle_before=wait_idle(settings, label, name))
+
+    def work(srv):
+        res['rss_start_kib'] = sorted(daemon_rss(srv.parent).values())
+        before = CpuSample(srv.parent)
+        d = srv.wrk(settings.rss_max_seconds, settings.connections, limit=n)
+        res['foreign_cpu'] = cpu_delta(before, CpuSample(srv.parent),
+                                       d['requests'])['foreign_cpu']
+        res.update({k: d[k] for k in ('requests', 'errors') + ERR_KEYS})
+        rss = daemon_rss(srv.parent)
+        res['rss_kib'] = sorted(rss.values())
+        res['daemon_pids'] = sorted(rss)
+        if d['requests'] < n:
+            res['failed'] = 'only %d of %d requests within %d s' % (
+                d['requests'], n, settings.rss_max_seconds)
+        say(label, name, 'after %d requests: VmRSS per daemon %s MiB '
+            '(at start %s)' % (d['requests'], mib_list(res['rss_kib']),
+                               mib_list(res['rss_start_kib'])))
+    return on_fresh_server(settings, res, label, scenario, None,
+                           '%s-%s-rss' % (label, name), work)
+
+
+def mib_list(kibs):
+    return ' '.join('%.1f' % (k / 1024) for k in kibs)
+
+
+def report_log(label, name, res):
+    if res.get('log_cutoff_requests'):
+        say(label, name, 'error log: %d request(s) cut off when wrk stopped '
+            '(expected)' % res['log_cutoff_requests'])
+    if res.get('log_problems'):
+        say(label, name, '%d error-log line(s), e.g.: %s' % (
+            len(res['log_problems']), res['log_problems'][0][:300]))
+    if res.get('leftover_killed'):
+        say(label, name, 'killed leftover process(es) %s'
+            % res['leftover_killed'])
+
+
+# --------------------------------------------------------------------------
+# Summary
+# --------------------------------------------------------------------------
+
+def fmt(v, spec='%.1f'):
+    return spec % v if v is not None else 'n/a'
+
+
+class Table:
+    """The measurements of one run, indexed by (server, scenario, round)."""
+
+    def __init__(self, settings, results):
+        self.s = settings
+        self.at = {(r['server'], r['scenario'], r['round']): r for r in results
+                   if r.get('phase') != 'rss'}
+        self.rss = {(r['server'], r['scenario']): r for r in results
+                    if r.get('phase') == 'rss'}
+
+    def value(self, server, scen, key):
+        """Median over rounds of one server's `key`."""
+        v = [self.at[(server, scen, n)].get(key)
+             for n in range(1, self.s.rounds + 1)
+             if (server, scen, n) in self.at]
+        v = [x for x in v if x is not None]
+        return statistics.median(v) if v else None
+
+    def ratios(self, num, den, key='rps'):
+        """Per-round ratios num/den, each a (server, scenario), taken only
+        from the same round."""
+        out = []
+        for n in range(1, self.s.rounds + 1):
+            a = self.at.get(num + (n,), {}).get(key)
+            b = self.at.get(den + (n,), {}).get(key)
+            if a and b:
+                out.append(a / b)
+        return out
+
+
+def spread(ratios, spec='%.2f'):
+    """Median of per-round ratios with (min–max)."""
+    if not ratios:
+        return 'n/a'
+    med = spec % statistics.median(ratios)
+    if len(ratios) == 1:
+        return med
+    return '%s (%s–%s)' % (med, spec % min(ratios), spec % max(ratios))
+
+
+def median_or_none(v):
+    return statistics.median(v) if v else None
+
+
+def summarize(s, results):
+    t = Table(s, results)
+    N = s.names
+    ref, other = REFERENCE, OTHER
+    scs = s.scenarios
+    lines = []
+
+    lines.append('| Scenario | %s req/s | %s req/s | %s req/s | ours / %s '
+                 '| ours / %s | static req/s | static / %s |'
+                 % (N['ours'], N[ref], N[other], N[ref], N[other], N[ref]))
+    lines.append('|---|---:|---:|---:|---:|---:|---:|---:|')
+    for sc in scs:
+        nm = sc['name']
+        st = 'static:' + sc['static_ref'] if sc.get('static_ref') and s.static \
+            else None
+        lines.append('| %s | %s | %s | %s | **%s** | %s | %s | %s |' % (
+            nm, fmt(t.value('ours', nm, 'rps')), fmt(t.value(ref, nm, 'rps')),
+            fmt(t.value(other, nm, 'rps')),
+            spread(t.ratios(('ours', nm), (ref, nm))),
+            spread(t.ratios(('ours', nm), (other, nm))),
+            fmt(t.value('static', st, 'rps')) if st else '',
+            spread(t.ratios(('static', st), (ref, nm))) if st else ''))
+    lines.append('')
+    lines.append('Requests/s: medians over rounds. Ratios: median of the '
+                 'per-round ratios (min–max), each from one round.')
+
+    lines.append('')
+    lines.append('| Scenario | server CPU µs/request: %s | %s | %s '
+                 '| p99 @%d conn ms: %s | %s | %s |'
+                 % (N['ours'], N[ref], N[other], s.lat_connections,
+                    N['ours'], N[ref], N[other]))
+    lines.append('|---|---:|---:|---:|---:|---:|---:|')
+    for sc in scs:
+        nm = sc['name']
+        cpu = [fmt(t.value(x, nm, 'server_cpu_us_per_req')) for x in MODULES]
+        p99 = [fmt(t.value(x, nm, 'lat_p99_us_64') / 1e3
+                   if t.value(x, nm, 'lat_p99_us_64') else None, '%.2f')
+               for x in MODULES]
+        lines.append('| %s | %s |' % (nm, ' | '.join(cpu + p99)))
+    lines.append('')
+    lines.append('Server CPU: user + system time of the Apache parent and all '
+                 'its descendants (MPM children and daemons) during the '
+                 'throughput run, per request; medians over rounds.')
+
+    pairs = [sc for sc in scs if sc.get('pair') in [x['name'] for x in scs]]
+    if pairs:
+        lines.append('')
+        lines.append('| Daemon / embedded req/s | %s | %s | %s |'
+                     % (N['ours'], N[ref], N[other]))
+        lines.append('|---|---:|---:|---:|')
+        for sc in pairs:
+            lines.append('| %s / %s | %s |' % (sc['name'], sc['pair'], ' | '.join(
+                spread(t.ratios((x, sc['name']), (x, sc['pair'])))
+                for x in MODULES)))
+
+    if t.rss:
+        lines.append('')
+        lines.append('| RSS per daemon after %d requests, MiB (at start) | %s '
+                     '| %s | ours / %s, largest daemon |'
+                     % (s.rss_requests, N['ours'], N[ref], N[ref]))
+        lines.append('|---|---|---|---:|')
+        for sc in scs:
+            if sc['mode'] != 'daemon':
+                continue
+            cells = []
+            for x in RSS_SERVERS:
+                r = t.rss.get((x, sc['name']), {})
+                cells.append('%s (%s)' % (mib_list(r.get('rss_kib', [])) or 'n/a',
+                                          mib_list(r.get('rss_start_kib', []))))
+            lines.append('| %s | %s | %s | %s |' % (
+                sc['name'], cells[0], cells[1],
+                fmt(rss_ratio(t, sc['name']), '%.2f')))
+
+    lines.append('')
+    lines.append('| Target (issue 10), against %s | measured | target | met |'
+                 % N[ref])
+    lines.append('|---|---:|---:|---|')
+    for crit, val, op, goal in targets(s, t):
+        ok = val is not None and (val >= goal if op == '≥' else val <= goal)
+        lines.append('| %s | %s | %s %.2f | %s |' % (
+            crit, fmt(val, '%.2f'), op, goal,
+            'n/a' if val is None else ('yes' if ok else '**no**')))
+    return '\n'.join(lines)
+
+
+def rss_ratio(t, scen):
+    a = t.rss.get(('ours', scen), {}).get('rss_kib')
+    b = t.rss.get((REFERENCE, scen), {}).get('rss_kib')
+    return max(a) / max(b) if a and b else None
+
+
+def targets(s, t):
+    """(criterion, measured, op, goal) for issue 10's targets: ratios are
+    medians of per-round ratios."""
+    ref = s.names[REFERENCE]
+    names = [x['name'] for x in s.scenarios]
+    out = []
+    for sc in s.scenarios:
+        nm = sc['name']
+        if sc.get('target'):
+            out.append(('%s: ours / %s req/s' % (nm, ref), median_or_none(
+                t.ratios(('ours', nm), (REFERENCE, nm))), '≥', sc['target']))
+        if sc.get('min_over_embedded') and sc['pair'] in names:
+            out.append(('%s: ours daemon / ours embedded (%s)' % (nm, sc['pair']),
+                        median_or_none(t.ratios(('ours', nm), ('ours', sc['pair']))),
+                        '≥', sc['min_over_embedded']))
+    for sc in s.scenarios:
+        nm = sc['name']
+        out.append(('%s: p99 @%d connections, ours / %s' % (
+            nm, s.lat_connections, ref), median_or_none(t.ratios(
+                ('ours', nm), (REFERENCE, nm), 'lat_p99_us_64')), '≤', 1.0))
+    for sc in s.scenarios:
+        if sc['mode'] == 'daemon' and t.rss:
+            out.append(('%s: RSS of the largest daemon after %d requests, '
+                        'ours / %s' % (sc['name'], s.rss_requests, ref),
+                        rss_ratio(t, sc['name']), '≤', 1.0))
+    return out
+
+
+def find_problems(s, results):
+    """(problems, notes, measurements under foreign load)."""
+    problems, loaded = [], []
+    read_64, capacity, cutoff = (
+        'wrk read/write errors at %d connections (the event MPM closes idle '
+        'keep-alive connections while all workers are busy)'
+        % s.lat_connections,
+        'error-log lines saying all workers are busy (AH00484/AH10159)',
+        'requests cut off when wrk stopped, in the error log')
+    notes = {}              # what -> server -> [measurements, sum]
+
+    def note(what, server, n):
+        v = notes.setdefault(what, {}).setdefault(server, [0, 0])
+        v[0] += 1
+        v[1] += n
+    for r in results:
+        where = '%s%s %s' % ('' if r['server'] == 'static' else
+                             s.names[r['server']] + ' ', r['scenario'],
+                             'memory run' if r.get('phase')
+                             else 'round %d' % r['round'])
+        for k in ('check_failed', 'failed', 'log_problems', 'leftover_killed'):
+            if r.get(k):
+                v = r[k] if isinstance(r[k], list) else [r[k]]
+                problems.append('%s: %s: %s' % (where, k, '; '.join(
+                    str(x) for x in v[:3]) + (' (+%d more)' % (len(v) - 3)
+                                              if len(v) > 3 else '')))
+        # A few read errors are normal with the event MPM under full load
+        # (it closes idle keep-alive connections when all workers are busy,
+        # which at 64 connections happens a lot): wrong statuses, timeouts,
+        # wrong bodies, failed connects, or over 0.1 % in a throughput run
+        # are problems.
+        for suffix, conns in (('', s.connections), ('_64', s.lat_connections)):
+            errs = r.get('errors' + suffix)
+            if not errs:
+                continue
+            hard = any(r.get(k + suffix) for k in (
+                'err_status', 'err_timeout', 'err_body', 'err_connect'))
+            if hard or not suffix and not r.get('phase') \
+                    and errs > 0.001 * r['requests']:
+                problems.append('%s: wrk reported %d errors at %d connections '
+                                '(%s)' % (where, errs, conns, ', '.join(
+                                    '%s=%d' % (k[4:], r[k + suffix])
+                                    for k in ERR_KEYS if r.get(k + suffix))))
+            elif suffix:
+                note(read_64, r['server'], errs)
+        if r.get('log_capacity_lines'):
+            note(capacity, r['server'], r['log_capacity_lines'])
+        if r.get('log_cutoff_requests'):
+            note(cutoff, r['server'], r['log_cutoff_requests'])
+        if r.get('phase') == 'rss' and 'rss_kib' in r \
+                and len(r['rss_kib']) != DAEMON_PROCESSES:
+            problems.append('%s: found %d daemon process(es), expected %d'
+                            % (where, len(r['rss_kib']), DAEMON_PROCESSES))
+        busy = max(r.get('idle_before', 0), r.get('foreign_cpu', 0))
+        if busy > s.max_foreign:
+            loaded.append('%s (%.0f%%)' % (where, busy * 100))
+    return problems, ['%s: %s' % (what, '; '.join(
+        '%s %d in %d measurement(s)' % (s.names[server], total, count)
+        for server, (count, total) in by.items()))
+        for what, by in notes.items()], loaded
 
 
 # --------------------------------------------------------------------------
@@ -667,257 +1036,114 @@ def measure(settings, label, module_so, scenario, static_ref=None):
 # --------------------------------------------------------------------------
 
 def prepare_apps(settings):
-    """World-readable copy of bench/apps (www-data must read the apps)."""
+    """World-readable copy of bench/apps plus the 10 MiB file (www-data
+    must read them)."""
     settings.apps = os.path.join(settings.work, 'apps')
     os.makedirs(settings.apps, exist_ok=True)
     os.chmod(settings.work, 0o755)
     os.chmod(settings.apps, 0o755)
     for fn in os.listdir(APPS_SRC):
-        dst = os.path.join(settings.apps, fn)
-        shutil.copy(os.path.join(APPS_SRC, fn), dst)
-        os.chmod(dst, 0o644)
+        shutil.copy(os.path.join(APPS_SRC, fn), settings.apps)
+    with open(os.path.join(settings.apps, 'blob_10m.bin'), 'wb') as f:
+        f.write(BLOB_10M)
+    for fn in os.listdir(settings.apps):
+        os.chmod(os.path.join(settings.apps, fn), 0o644)
 
 
-def med(values):
-    return statistics.median(values) if values else None
+def round_order(rnd, index, servers):
+    """Servers of one scenario in one round: the base order rotated by
+    round and scenario, so that no server is always first (or last)."""
+    k = (rnd - 1 + index) % len(servers)
+    return servers[k:] + servers[:k]
 
 
-def fmt(v, spec='%.1f'):
-    return spec % v if v is not None else 'n/a'
-
-
-def ratio(a, b):
-    return a / b if a and b else None
-
-
-def summarize(settings, results):
-    by = {}
-    for r in results:
-        by.setdefault((r['server'], r['scenario']), []).append(r)
-
-    def agg(server, scen, key):
-        vals = [r[key] for r in by.get((server, scen), []) if key in r]
-        return med(vals)
-
-    lines = []
-    lines.append('| Scenario | Metric | mod_wsgi-rs | mod_wsgi | ours/mod_wsgi '
-                 '| static | static/mod_wsgi |')
-    lines.append('|---|---|---:|---:|---:|---:|---:|')
-    for sc in settings.scenarios:
-        st = ('static:' + sc['static_ref']) if (sc['static_ref'] and
-                                                 settings.static) else None
-        for key in sc['metrics']:
-            metric = {'rps': 'requests/s', 'mibps': 'MiB/s'}[key]
-            ours = agg('ours', sc['name'], key)
-            theirs = agg('mod_wsgi', sc['name'], key)
-            stat = agg('static', st, key) if st else None
-            lines.append('| %s | %s | %s | %s | %s | %s | %s |' % (
-                sc['name'], metric, fmt(ours), fmt(theirs),
-                fmt(ratio(ours, theirs), '%.2f'), fmt(stat),
-                fmt(ratio(stat, theirs), '%.2f')))
-    lines.append('')
-    # Per-round ratios show how much of a ratio is noise.
-    lines.append('Per-round ours/mod_wsgi (requests/s): ' + '; '.join(
-        '%s %s' % (sc['name'], ' '.join(
-            fmt(ratio(a.get('rps'), b.get('rps')), '%.2f')
-            for a, b in zip(by.get(('ours', sc['name']), []),
-                            by.get(('mod_wsgi', sc['name']), []))))
-        for sc in settings.scenarios))
-    lines.append('')
-    lines.append('| Scenario | Server | p50 ms | p99 ms | wrk errors (sum) |')
-    lines.append('|---|---|---:|---:|---:|')
-    for sc in settings.scenarios:
-        for server, scen in (('ours', sc['name']), ('mod_wsgi', sc['name'])):
-            p50, p99 = agg(server, scen, 'lat_p50_us'), agg(server, scen,
-                                                            'lat_p99_us')
-            errs = sum(r.get('errors', 0) for r in by.get((server, scen), []))
-            lines.append('| %s | %s | %s | %s | %d |' % (
-                scen, 'mod_wsgi-rs' if server == 'ours' else 'mod_wsgi',
-                fmt(p50 / 1e3 if p50 else None, '%.2f'),
-                fmt(p99 / 1e3 if p99 else None, '%.2f'), errs))
-
-    names = [sc['name'] for sc in settings.scenarios]
-    daemon_scs = [sc for sc in settings.scenarios if sc['mode'] == 'daemon']
-    accept = []          # (criterion, measured, target text, met)
-
-    # Daemon vs embedded, per module, from the same run.
-    pairs = [sc for sc in daemon_scs if sc.get('daemon_pair') in names]
-    if pairs:
-        lines.append('')
-        lines.append('| Daemon vs embedded (requests/s) | mod_wsgi-rs '
-                     'daemon/embedded | mod_wsgi daemon/embedded |')
-        lines.append('|---|---:|---:|')
-        for sc in pairs:
-            emb = sc['daemon_pair']
-            r_ours = ratio(agg('ours', sc['name'], 'rps'), agg('ours', emb, 'rps'))
-            r_theirs = ratio(agg('mod_wsgi', sc['name'], 'rps'),
-                             agg('mod_wsgi', emb, 'rps'))
-            lines.append('| %s / %s | %s | %s |' % (
-                sc['name'], emb, fmt(r_ours, '**%.2f**'), fmt(r_theirs, '%.2f')))
-            if sc.get('min_over_embedded'):
-                accept.append(('%s: ours daemon / ours embedded (%s)'
-                               % (sc['name'], emb), r_ours,
-                               sc['min_over_embedded']))
-        lines.append('')
-        lines.append('Per-round ours daemon/embedded (requests/s): ' + '; '.join(
-            '%s %s' % (sc['name'], ' '.join(
-                fmt(ratio(a.get('rps'), b.get('rps')), '%.2f')
-                for a, b in zip(by.get(('ours', sc['name']), []),
-                                by.get(('ours', sc['daemon_pair']), []))))
-            for sc in pairs))
-
-    # Resident memory of the daemon processes, sampled right after each
-    # measurement (Apache still running): all samples of all rounds.
-    if daemon_scs:
-        lines.append('')
-        lines.append('| Scenario | Server | daemon samples | mean RSS/daemon MiB '
-                     '| max RSS/daemon MiB | ours/mod_wsgi mean | ours/mod_wsgi max |')
-        lines.append('|---|---|---:|---:|---:|---:|---:|')
-        every = {'ours': [], 'mod_wsgi': []}
-        for sc in daemon_scs:
-            st = {}
-            for server in ('ours', 'mod_wsgi'):
-                v = [x for r in by.get((server, sc['name']), [])
-                     for x in r.get('daemon_rss_kib', [])]
-                every[server] += v
-                st[server] = (len(v), statistics.mean(v) / 1024 if v else None,
-                              max(v) / 1024 if v else None)
-            for server in ('ours', 'mod_wsgi'):
-                n, mean, mx = st[server]
-                lines.append('| %s | %s | %d | %s | %s | %s | %s |' % (
-                    sc['name'], 'mod_wsgi-rs' if server == 'ours' else 'mod_wsgi',
-                    n, fmt(mean), fmt(mx),
-                    fmt(ratio(st['ours'][1], st['mod_wsgi'][1]), '**%.2f**')
-                    if server == 'ours' else '',
-                    fmt(ratio(st['ours'][2], st['mod_wsgi'][2]), '**%.2f**')
-                    if server == 'ours' else ''))
-        o, t = every['ours'], every['mod_wsgi']
-        if o and t:
-            accept.append(('RSS per daemon, mean over all daemon scenarios: '
-                           'ours %.1f MiB / mod_wsgi %.1f MiB'
-                           % (statistics.mean(o) / 1024, statistics.mean(t) / 1024),
-                           statistics.mean(o) / statistics.mean(t), -1.0))
-            accept.append(('RSS per daemon, max over all daemon scenarios: '
-                           'ours %.1f MiB / mod_wsgi %.1f MiB'
-                           % (max(o) / 1024, max(t) / 1024),
-                           max(o) / max(t), -1.0))
-
-    # Acceptance targets (ours/mod_wsgi, daemon scenarios) go first.
-    accept = [('%s: ours/mod_wsgi requests/s' % sc['name'],
-               ratio(agg('ours', sc['name'], 'rps'),
-                     agg('mod_wsgi', sc['name'], 'rps')), sc['target'])
-              for sc in daemon_scs if sc.get('target')] + accept
-    cut = {}
-    for r in results:
-        if r.get('log_cutoff_lines'):
-            k = (r['server'], r['scenario'])
-            cut[k] = cut.get(k, 0) + r['log_cutoff_lines']
-    if cut:
-        lines.append('')
-        lines.append('Error-log lines from uploads cut off when wrk stopped '
-                     '(expected, not counted as problems): ' + '; '.join(
-                         '%s %s %d' % (srv, scen, n)
-                         for (srv, scen), n in sorted(cut.items())))
-    if accept:
-        lines.append('')
-        lines.append('| Daemon-mode acceptance | measured | target | met |')
-        lines.append('|---|---:|---:|---|')
-        for crit, val, target in accept:
-            if target < 0:     # "at most": ours/mod_wsgi <= 1
-                ttxt, ok = '≤ 1.00', val is not None and val <= 1.0
-            else:
-                ttxt, ok = '≥ %.2f' % target, val is not None and val >= target
-            lines.append('| %s | %s | %s | %s |' % (
-                crit, fmt(val, '%.2f'), ttxt,
-                'n/a' if val is None else ('yes' if ok else '**no**')))
-    return '\n'.join(lines)
+def raise_exit(signum, frame):
+    # finally-blocks stop the running server; a second signal (run.sh
+    # forwards the first) must not interrupt that
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    sys.exit(128 + signum)
 
 
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == '--cleanup':
+        return cleanup_registry(sys.argv[2])
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, raise_exit)
     s = Settings()
-    os.makedirs(s.out, exist_ok=True)
+    os.environ.pop('MWRS_EXTRA_CONFIG', None)   # the harness would add it
+    os.makedirs(os.path.join(s.out, 'logs'), exist_ok=True)
     prepare_apps(s)
     started = datetime.datetime.now()
     print('bench: %s mode, %d round(s), wrk -t%d -c%d -d%ds (warm-up %ds), '
-          'scenarios: %s' % ('quick' if s.quick else 'full', s.rounds,
-                             s.threads, s.connections, s.duration, s.warmup,
-                             ', '.join(x['name'] for x in s.scenarios)))
+          'latency at -c%d -d%ds, RSS after %d requests, pinning %s; '
+          'scenarios: %s' % (
+              'quick' if s.quick else 'full', s.rounds, s.threads,
+              s.connections, s.duration, s.warmup, s.lat_connections,
+              s.lat_duration, s.rss_requests,
+              'Apache %s / wrk %s' % (sorted(s.apache_cpus), sorted(s.wrk_cpus))
+              if s.wrk_cpus else 'off',
+              ', '.join(x['name'] for x in s.scenarios)))
+    print('bench: %s' % ', '.join('%s = %s' % (k, s.names[k]) for k in MODULES))
     print('bench: logs and raw results in %s' % s.out, flush=True)
 
-    servers = [('ours', s.ours), ('mod_wsgi', s.theirs)]
     results = []
     for rnd in range(1, s.rounds + 1):
         print('round %d/%d' % (rnd, s.rounds), flush=True)
+        statics = set()
+        for i, sc in enumerate(s.scenarios):
+            servers = list(MODULES)
+            ref = sc.get('static_ref') if s.static else None
+            if ref and ref not in statics:
+                statics.add(ref)
+                servers.append('static')
+            for label in round_order(rnd, i, servers):
+                results.append(measure(s, label, sc if label != 'static'
+                                       else None, ref, rnd))
+    if s.rss_requests > 0:
+        print('memory: VmRSS per daemon after %d requests on a fresh server'
+              % s.rss_requests, flush=True)
         for sc in s.scenarios:
-            for label, so in servers:        # ours, theirs, (next round) ...
-                results.append(dict(measure(s, label, so, sc), round=rnd))
-            if sc['static_ref'] and s.static:
-                key = 'static:' + sc['static_ref']
-                done = [r for r in results if r['scenario'] == key
-                        and r['round'] == rnd]
-                if not done:
-                    results.append(dict(measure(s, 'static', None, None,
-                                                sc['static_ref']), round=rnd))
+            if sc['mode'] == 'daemon':
+                for label in RSS_SERVERS:
+                    results.append(rss_after_requests(s, label, sc))
 
     table = summarize(s, results)
-    header = ('mod_wsgi-rs vs mod_wsgi, %s, %d cores, %s mode, %d round(s) '
-              'interleaved, wrk -t%d -c%d -d%ds, medians over rounds'
-              % (started.strftime('%Y-%m-%d %H:%M'), os.cpu_count(),
-                 'quick' if s.quick else 'full', s.rounds, s.threads,
-                 s.connections, s.duration))
-    print()
-    print(header)
-    print()
-    print(table)
-
-    problems = []
-    for r in results:
-        for k in ('check_failed', 'failed', 'log_problems', 'leftover_killed'):
-            if r.get(k):
-                problems.append('%s %s round %d: %s: %s' % (
-                    r['server'], r['scenario'], r['round'], k,
-                    r[k] if not isinstance(r[k], list) else
-                    '; '.join(str(x) for x in r[k][:3])
-                    + (' (+%d more)' % (len(r[k]) - 3) if len(r[k]) > 3 else '')))
-        # A handful of read errors is normal with the event MPM under full
-        # load (it closes idle keep-alive connections when all workers are
-        # busy); flag only bad statuses, timeouts or more than 0.1 %.
-        if r.get('errors') and (r.get('err_status') or r.get('err_timeout')
-                                or r.get('err_body')
-                                or r['errors'] > 0.001 * r['requests']):
-            problems.append('%s %s round %d: wrk reported %d errors (%s)' % (
-                r['server'], r['scenario'], r['round'], r['errors'],
-                ', '.join('%s=%d' % (k[4:], r[k]) for k in sorted(r)
-                          if k.startswith('err_') and r[k])))
-        if ('daemon_rss_kib' in r
-                and len(r['daemon_rss_kib']) != DAEMON_PROCESSES):
-            problems.append('%s %s round %d: found %d daemon process(es), '
-                            'expected %d (pids %s)' % (
-                                r['server'], r['scenario'], r['round'],
-                                len(r['daemon_rss_kib']), DAEMON_PROCESSES,
-                                r.get('daemon_pids')))
-    busy = [r['background_cpu'] for r in results]
-    if busy and max(busy) > 0.15:
-        problems.append('machine was not idle: up to %.0f%% CPU busy before '
-                        'a run (median %.0f%%); ratios are unreliable'
-                        % (max(busy) * 100, med(busy) * 100))
+    problems, notes, loaded = find_problems(s, results)
+    header = ('mod_wsgi-rs (commit %s) vs %s and %s, %s, %d cores, %s mode, '
+              '%d round(s) in rotating order, wrk -t%d -c%d -d%ds, '
+              'p99 at -c%d' % (
+                  s.commit, s.names[REFERENCE], s.names[OTHER],
+                  started.strftime('%Y-%m-%d %H:%M'), os.cpu_count(),
+                  'quick' if s.quick else 'full', s.rounds, s.threads,
+                  s.connections, s.duration, s.lat_connections))
+    banner = ''
+    if loaded:
+        banner = ('**NOT FOR PUBLICATION: %d of %d measurements ran with more '
+                  'than %.0f%% of the CPU used by other processes**: %s\n\n'
+                  % (len(loaded), len(results), s.max_foreign * 100,
+                     ', '.join(loaded)))
+    text = '%s%s\n\n%s\n' % (banner, header, table)
+    if notes:
+        text += '\nNotes (expected, not problems):\n' + ''.join(
+            '- %s\n' % n for n in notes)
     if problems:
-        print('\nProblems:')
-        for p in problems:
-            print('  - ' + p)
-
+        text += '\nProblems:\n' + ''.join('- %s\n' % p for p in problems)
+    if banner:
+        text += '\n' + banner
+    print('\n' + text)
     with open(os.path.join(s.out, 'results.json'), 'w') as f:
         json.dump(dict(header=header, settings={
             k: v for k, v in vars(s).items() if k != 'scenarios'},
-            scenarios=[x['name'] for x in s.scenarios],
-            results=results, problems=problems), f, indent=1, default=str)
+            scenarios=[x['name'] for x in s.scenarios], results=results,
+            problems=problems, notes=notes, foreign_load=loaded), f, indent=1,
+            default=str)
     with open(os.path.join(s.out, 'summary.md'), 'w') as f:
-        f.write(header + '\n\n' + table + '\n')
-        if problems:
-            f.write('\nProblems:\n' + ''.join('- %s\n' % p for p in problems))
-    print('\nbench: summary written to %s' % os.path.join(s.out, 'summary.md'))
-    return 1 if any(r.get('failed') or r.get('check_failed')
-                    for r in results) else 0
+        f.write(text)
+    print('bench: summary written to %s' % os.path.join(s.out, 'summary.md'))
+    if any(r.get('failed') or r.get('check_failed') for r in results):
+        return 1
+    return 3 if loaded else 0
 
 
 if __name__ == '__main__':

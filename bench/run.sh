@@ -1,24 +1,17 @@
 #!/bin/bash
-# Benchmark mod_wsgi-rs against Debian's mod_wsgi (see bench/README.md).
+# Benchmark mod_wsgi-rs against mod_wsgi 6.1.1 (built from the package index)
+# and Debian's mod_wsgi 4.9.4 in one run (see bench/README.md).
 #
-#   bench/run.sh                      # full run (~3 x 2 x 3 x 13 s: ~4 min)
-#   BENCH_QUICK=1 bench/run.sh        # quick run (1 round, 3 s per measurement)
-#   BENCH_SCENARIOS=daemon bench/run.sh   # daemon scenarios + embedded hello
-#   BENCH_SCENARIOS=all bench/run.sh      # everything (~3 x 14 x 14 s: ~10 min)
+#   bench/run.sh                          # full run (about 50 minutes)
+#   BENCH_QUICK=1 bench/run.sh            # quick run (about 7 minutes, not for publication)
+#   BENCH_SCENARIOS=daemon bench/run.sh   # daemon scenarios and their embedded twins
 #
-# Environment:
-#   MOD_WSGI_RS_SO     our module  (default: <repo>/target/release/libmod_wsgi_rs.so)
-#   MOD_WSGI_SO        reference   (default: /usr/lib/apache2/modules/mod_wsgi.so)
-#   BENCH_QUICK=1      3 s runs, 1 s warm-up, 1 round
-#   BENCH_DURATION     seconds per measurement   (default 10, quick 3)
-#   BENCH_WARMUP       warm-up seconds           (default 2, quick 1)
-#   BENCH_ROUNDS       interleaved rounds        (default 3, quick 1)
-#   BENCH_THREADS      wrk -t                    (default 2)
-#   BENCH_CONNECTIONS  wrk -c                    (default 32)
-#   BENCH_SCENARIOS    comma list, "daemon" or "all" (default: hello,stream_1m)
-#   BENCH_STATIC=0     skip the static-file ceiling reference
-#   BENCH_OUT          where logs/results go     (default /tmp/mod_wsgi_rs_bench-results-<timestamp>)
-#   BENCH_KEEP=1       keep the temporary ServerRoots
+# Environment (bench/README.md has the full list):
+#   MOD_WSGI_RS_SO     our module (default: <repo>/target/release/libmod_wsgi_rs.so)
+#   MOD_WSGI6_SO       mod_wsgi 6 module; default: built with pip in the venv below
+#   MOD_WSGI6_VENV     venv caching that build (default: ~/.cache/mod_wsgi_rs-bench/mod_wsgi-6.1.1)
+#   MOD_WSGI6_VERSION  version pip installs there (default 6.1.1)
+#   MOD_WSGI4_SO       Debian's module (default /usr/lib/apache2/modules/mod_wsgi.so)
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -35,8 +28,23 @@ abspath() {
     esac
 }
 
+# apt-get install without letting the package start Debian's Apache service.
+apt_install() {
+    local policy=/usr/sbin/policy-rc.d created=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && created=1
+    fi
+    echo "bench: installing $* with apt-get" >&2
+    local rc=0
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null || rc=$?
+    [ -n "$created" ] && rm -f "$policy"
+    return $rc
+}
+
 MOD_WSGI_RS_SO="$(abspath "${MOD_WSGI_RS_SO:-target/release/libmod_wsgi_rs.so}")"
-MOD_WSGI_SO="$(abspath "${MOD_WSGI_SO:-/usr/lib/apache2/modules/mod_wsgi.so}")"
+MOD_WSGI4_SO="$(abspath "${MOD_WSGI4_SO:-/usr/lib/apache2/modules/mod_wsgi.so}")"
+MOD_WSGI6_VERSION="${MOD_WSGI6_VERSION:-6.1.1}"
+MOD_WSGI6_VENV="${MOD_WSGI6_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/mod_wsgi_rs-bench/mod_wsgi-$MOD_WSGI6_VERSION}"
 
 # ---- prerequisites -------------------------------------------------------
 [ "$(id -u)" = 0 ] || die "must run as root (Apache starts as root, children run as www-data)"
@@ -44,72 +52,60 @@ MOD_WSGI_SO="$(abspath "${MOD_WSGI_SO:-/usr/lib/apache2/modules/mod_wsgi.so}")"
 [ -x "$PY" ] || die "$PY not found"
 [ -f /usr/lib/apache2/modules/mod_mpm_event.so ] || die "mod_mpm_event.so missing"
 id www-data >/dev/null 2>&1 || die "user www-data missing"
-[ -f "$MOD_WSGI_RS_SO" ] || die "our module not found: $MOD_WSGI_RS_SO (build it: cargo build --release, or set MOD_WSGI_RS_SO)"
-[ -f "$MOD_WSGI_SO" ] || die "mod_wsgi not found: $MOD_WSGI_SO (apt-get install libapache2-mod-wsgi-py3, or set MOD_WSGI_SO)"
-for so in "$MOD_WSGI_RS_SO" "$MOD_WSGI_SO"; do
-    if command -v nm >/dev/null 2>&1 && ! nm -D --defined-only "$so" 2>/dev/null | grep -qw wsgi_module; then
+[ -f "$MOD_WSGI_RS_SO" ] || die "our module not found: $MOD_WSGI_RS_SO (build it: make build, or set MOD_WSGI_RS_SO)"
+command -v wrk >/dev/null 2>&1 || apt_install wrk || die "wrk is missing and apt-get install wrk failed"
+if [ ! -f "$MOD_WSGI4_SO" ] && [ "$MOD_WSGI4_SO" = /usr/lib/apache2/modules/mod_wsgi.so ]; then
+    apt_install libapache2-mod-wsgi-py3 || die "apt-get install libapache2-mod-wsgi-py3 failed"
+fi
+[ -f "$MOD_WSGI4_SO" ] || die "mod_wsgi 4 not found: $MOD_WSGI4_SO"
+MOD_WSGI4_VERSION="$(dpkg-query -W -f '${Version}' libapache2-mod-wsgi-py3 2>/dev/null | cut -d- -f1 || true)"
+
+# mod_wsgi 6 from the package index, compiled against apache2-dev and
+# /usr/bin/python3 (shared libpython), in a venv kept between runs.
+if [ -z "${MOD_WSGI6_SO:-}" ]; then
+    if [ ! -x "$MOD_WSGI6_VENV/bin/mod_wsgi-express" ]; then
+        command -v apxs >/dev/null 2>&1 || apt_install apache2-dev || die "apxs missing (apt-get install apache2-dev)"
+        [ -f /usr/lib/python3/dist-packages/venv/__init__.py ] || [ -d /usr/lib/python3.11/venv ] || apt_install python3-venv python3-dev
+        echo "bench: building mod_wsgi $MOD_WSGI6_VERSION with pip in $MOD_WSGI6_VENV (once)" >&2
+        rm -rf "$MOD_WSGI6_VENV"
+        "$PY" -m venv "$MOD_WSGI6_VENV"
+        "$MOD_WSGI6_VENV/bin/pip" install -q "mod_wsgi==$MOD_WSGI6_VERSION" ||
+            { rm -rf "$MOD_WSGI6_VENV"; die "pip install mod_wsgi==$MOD_WSGI6_VERSION failed"; }
+    fi
+    # "LoadModule wsgi_module "<path>"": the .so the build installed.  Its
+    # WSGIPythonHome line is not used: every module runs /usr/bin/python3's
+    # standard library, none of them a venv.
+    MOD_WSGI6_SO="$("$MOD_WSGI6_VENV/bin/mod_wsgi-express" module-config |
+        sed -n 's/^LoadModule wsgi_module "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p')"
+    built="$("$MOD_WSGI6_VENV/bin/pip" show mod_wsgi 2>/dev/null | sed -n 's/^Version: //p')"
+    [ "$built" = "$MOD_WSGI6_VERSION" ] || die "$MOD_WSGI6_VENV holds mod_wsgi $built, not $MOD_WSGI6_VERSION (remove it to rebuild)"
+fi
+MOD_WSGI6_SO="$(abspath "$MOD_WSGI6_SO")"
+[ -f "$MOD_WSGI6_SO" ] || die "mod_wsgi 6 not found: $MOD_WSGI6_SO"
+
+for so in "$MOD_WSGI_RS_SO" "$MOD_WSGI6_SO" "$MOD_WSGI4_SO"; do
+    if command -v nm >/dev/null 2>&1 && ! nm -D --defined-only "$so" 2>/dev/null | grep -w wsgi_module >/dev/null; then
         die "$so does not export the symbol wsgi_module"
     fi
 done
-if ! command -v wrk >/dev/null 2>&1; then
-    echo "bench: wrk not found, installing it with apt-get" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null ||
-        die "wrk is missing and apt-get install wrk failed"
-    command -v wrk >/dev/null 2>&1 || die "wrk still missing"
-fi
 
 # ---- work dir + cleanup (never leave an Apache behind) -------------------
 BENCH_WORK="$(mktemp -d /tmp/mod_wsgi_rs_bench.XXXXXX)"
 chmod 755 "$BENCH_WORK"
-export BENCH_WORK MOD_WSGI_RS_SO MOD_WSGI_SO
 export BENCH_OUT="${BENCH_OUT:-/tmp/mod_wsgi_rs_bench-results-$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$BENCH_OUT"
 PY_PID=""
 
-our_apache_pids() {
-    # Apache processes started from a config inside our work dir (and only
-    # those).  WSGI daemon processes rename themselves ("(wsgi:bench)"), so
-    # they are found by the environment bench.py gives every server it starts
-    # (MOD_WSGI_RS_BENCH_ROOT=<server root inside our work dir>).
-    local d cmd
-    for d in /proc/[0-9]*; do
-        cmd="$( { tr '\0' ' ' < "$d/cmdline"; } 2>/dev/null)" || continue
-        case "$cmd" in
-            *apache2*"$BENCH_WORK"/*) echo "${d#/proc/}"; continue ;;
-        esac
-        if grep -qszF "MOD_WSGI_RS_BENCH_ROOT=$BENCH_WORK/" "$d/environ"; then
-            echo "${d#/proc/}"
-        fi
-    done
-}
-
 cleanup() {
-    local rc=$? pids i
+    local rc=$?
     trap - EXIT INT TERM HUP
     if [ -n "$PY_PID" ] && kill -0 "$PY_PID" 2>/dev/null; then
-        # its children first (wrk, apache2 -k ...), then the driver itself
-        pids="$(pgrep -P "$PY_PID" || true)"
-        [ -n "$pids" ] && kill -TERM $pids 2>/dev/null || true
+        # bench.py stops its running server on SIGTERM
         kill -TERM "$PY_PID" 2>/dev/null || true
         wait "$PY_PID" 2>/dev/null || true
     fi
-    for conf in "$BENCH_WORK"/srv-*/httpd.conf; do
-        [ -f "$conf" ] || continue
-        if [ -f "$(dirname "$conf")/run/httpd.pid" ]; then
-            env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$APACHE" -f "$conf" -k stop >/dev/null 2>&1 || true
-        fi
-    done
-    for i in $(seq 50); do
-        pids="$(our_apache_pids)"
-        [ -z "$pids" ] && break
-        [ "$i" = 30 ] && kill -TERM $pids 2>/dev/null || true
-        sleep 0.2
-    done
-    pids="$(our_apache_pids)"
-    if [ -n "$pids" ]; then
-        echo "bench: killing leftover apache2 processes: $pids" >&2
-        kill -KILL $pids 2>/dev/null || true
-    fi
+    # servers bench.py could not stop itself (it was killed)
+    "$PY" "$BENCH_DIR/bench.py" --cleanup "$BENCH_WORK" || true
     if [ "${BENCH_KEEP:-0}" = 1 ]; then
         echo "bench: kept work dir $BENCH_WORK" >&2
     else
@@ -123,14 +119,24 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 # Snapshot the modules: a rebuild during the run must not change (or truncate)
-# the file Apache has mapped.
+# the file Apache has mapped.  www-data must be able to read them.
 mkdir -p "$BENCH_WORK/modules"
+describe() { echo "$1 (sha256 $(sha256sum < "$1" | cut -c1-16), $(date -r "$1" '+%F %T'))"; }
+echo "bench: ours         = $(describe "$MOD_WSGI_RS_SO")"
+echo "bench: mod_wsgi $MOD_WSGI6_VERSION = $(describe "$MOD_WSGI6_SO")"
+echo "bench: mod_wsgi $MOD_WSGI4_VERSION = $(describe "$MOD_WSGI4_SO")"
 cp "$MOD_WSGI_RS_SO" "$BENCH_WORK/modules/ours.so"
-cp "$MOD_WSGI_SO" "$BENCH_WORK/modules/mod_wsgi.so"
+cp "$MOD_WSGI6_SO" "$BENCH_WORK/modules/mod_wsgi6.so"
+cp "$MOD_WSGI4_SO" "$BENCH_WORK/modules/mod_wsgi4.so"
 chmod 755 "$BENCH_WORK/modules"; chmod 644 "$BENCH_WORK/modules/"*.so
-echo "bench: ours     = $MOD_WSGI_RS_SO (sha256 $(sha256sum < "$MOD_WSGI_RS_SO" | cut -c1-16), $(date -r "$MOD_WSGI_RS_SO" '+%F %T'))"
-echo "bench: mod_wsgi = $MOD_WSGI_SO (sha256 $(sha256sum < "$MOD_WSGI_SO" | cut -c1-16))"
-export MOD_WSGI_RS_SO="$BENCH_WORK/modules/ours.so" MOD_WSGI_SO="$BENCH_WORK/modules/mod_wsgi.so"
+
+BENCH_COMMIT="$(git -C "$REPO_ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+export BENCH_WORK BENCH_COMMIT MOD_WSGI6_VERSION MOD_WSGI4_VERSION
+# BENCH_KEEP=1: the harness keeps the servers' roots too
+[ "${BENCH_KEEP:-0}" = 1 ] && export MWRS_KEEP=1
+export MOD_WSGI_RS_SO="$BENCH_WORK/modules/ours.so"
+export MOD_WSGI6_SO="$BENCH_WORK/modules/mod_wsgi6.so"
+export MOD_WSGI4_SO="$BENCH_WORK/modules/mod_wsgi4.so"
 
 "$PY" "$BENCH_DIR/bench.py" &
 PY_PID=$!
