@@ -1076,11 +1076,12 @@ def main():
     prepare_apps(s)
     started = datetime.datetime.now()
     print('bench: %s mode, %d round(s), wrk -t%d -c%d -d%ds (warm-up %ds), '
-          'latency at -c%d -d%ds, RSS after %d requests, pinning %s; '
+          'latency at -c%d -d%ds, memory runs: %s, pinning %s; '
           'scenarios: %s' % (
               'quick' if s.quick else 'full', s.rounds, s.threads,
               s.connections, s.duration, s.warmup, s.lat_connections,
-              s.lat_duration, s.rss_requests,
+              s.lat_duration, '%d requests' % s.rss_requests
+              if s.rss_requests else 'none',
               'Apache %s / wrk %s' % (sorted(s.apache_cpus), sorted(s.wrk_cpus))
               if s.wrk_cpus else 'off',
               ', '.join(x['name'] for x in s.scenarios)))

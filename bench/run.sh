@@ -2,15 +2,15 @@
 # Benchmark mod_wsgi-rs against mod_wsgi 6.1.1 (built from the package index)
 # and Debian's mod_wsgi 4.9.4 in one run (see bench/README.md).
 #
-#   bench/run.sh                          # full run (about 50 minutes)
-#   BENCH_QUICK=1 bench/run.sh            # quick run (about 7 minutes, not for publication)
+#   bench/run.sh                          # full run (about 45 minutes)
+#   BENCH_QUICK=1 bench/run.sh            # quick run (about 5 minutes, not for publication)
 #   BENCH_SCENARIOS=daemon bench/run.sh   # daemon scenarios and their embedded twins
 #
 # Environment (bench/README.md has the full list):
 #   MOD_WSGI_RS_SO     our module (default: <repo>/target/release/libmod_wsgi_rs.so)
-#   MOD_WSGI6_SO       mod_wsgi 6 module; default: built with pip in the venv below
-#   MOD_WSGI6_VENV     venv caching that build (default: ~/.cache/mod_wsgi_rs-bench/mod_wsgi-6.1.1)
-#   MOD_WSGI6_VERSION  version pip installs there (default 6.1.1)
+#   MOD_WSGI6_SO       mod_wsgi 6 module; default: mod_wsgi 6.1.1 built with pip in
+#                      the venv the integration tests use (MWRS_EXPRESS_VENV, default
+#                      /var/cache/mod_wsgi-rs/mod_wsgi-6.1.1), built on first use
 #   MOD_WSGI4_SO       Debian's module (default /usr/lib/apache2/modules/mod_wsgi.so)
 set -euo pipefail
 
@@ -43,8 +43,6 @@ apt_install() {
 
 MOD_WSGI_RS_SO="$(abspath "${MOD_WSGI_RS_SO:-target/release/libmod_wsgi_rs.so}")"
 MOD_WSGI4_SO="$(abspath "${MOD_WSGI4_SO:-/usr/lib/apache2/modules/mod_wsgi.so}")"
-MOD_WSGI6_VERSION="${MOD_WSGI6_VERSION:-6.1.1}"
-MOD_WSGI6_VENV="${MOD_WSGI6_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/mod_wsgi_rs-bench/mod_wsgi-$MOD_WSGI6_VERSION}"
 
 # ---- prerequisites -------------------------------------------------------
 [ "$(id -u)" = 0 ] || die "must run as root (Apache starts as root, children run as www-data)"
@@ -60,25 +58,23 @@ fi
 [ -f "$MOD_WSGI4_SO" ] || die "mod_wsgi 4 not found: $MOD_WSGI4_SO"
 MOD_WSGI4_VERSION="$(dpkg-query -W -f '${Version}' libapache2-mod-wsgi-py3 2>/dev/null | cut -d- -f1 || true)"
 
-# mod_wsgi 6 from the package index, compiled against apache2-dev and
-# /usr/bin/python3 (shared libpython), in a venv kept between runs.
+# mod_wsgi 6.1.1 from the package index, compiled against apache2-dev and
+# /usr/bin/python3 (shared libpython) in a venv kept between runs: the one
+# tests/integration/express_util.py makes for the tests, so it is built once.
 if [ -z "${MOD_WSGI6_SO:-}" ]; then
-    if [ ! -x "$MOD_WSGI6_VENV/bin/mod_wsgi-express" ]; then
-        command -v apxs >/dev/null 2>&1 || apt_install apache2-dev || die "apxs missing (apt-get install apache2-dev)"
-        [ -f /usr/lib/python3/dist-packages/venv/__init__.py ] || [ -d /usr/lib/python3.11/venv ] || apt_install python3-venv python3-dev
-        echo "bench: building mod_wsgi $MOD_WSGI6_VERSION with pip in $MOD_WSGI6_VENV (once)" >&2
-        rm -rf "$MOD_WSGI6_VENV"
-        "$PY" -m venv "$MOD_WSGI6_VENV"
-        "$MOD_WSGI6_VENV/bin/pip" install -q "mod_wsgi==$MOD_WSGI6_VERSION" ||
-            { rm -rf "$MOD_WSGI6_VENV"; die "pip install mod_wsgi==$MOD_WSGI6_VERSION failed"; }
-    fi
+    command -v apxs >/dev/null 2>&1 || apt_install apache2-dev || die "apxs missing (apt-get install apache2-dev)"
+    "$PY" -c 'import ensurepip, sysconfig, os, sys
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null ||
+        apt_install python3-venv python3-dev || die "apt-get install python3-venv python3-dev failed"
+    venv="$("$PY" -c 'import sys; sys.path.insert(0, sys.argv[1]); import express_util
+print(express_util.ensure_venv())' "$REPO_ROOT/tests/integration")" ||
+        die "building mod_wsgi 6 with pip failed (see above)"
     # "LoadModule wsgi_module "<path>"": the .so the build installed.  Its
     # WSGIPythonHome line is not used: every module runs /usr/bin/python3's
     # standard library, none of them a venv.
-    MOD_WSGI6_SO="$("$MOD_WSGI6_VENV/bin/mod_wsgi-express" module-config |
+    MOD_WSGI6_SO="$("$venv/bin/mod_wsgi-express" module-config |
         sed -n 's/^LoadModule wsgi_module "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p')"
-    built="$("$MOD_WSGI6_VENV/bin/pip" show mod_wsgi 2>/dev/null | sed -n 's/^Version: //p')"
-    [ "$built" = "$MOD_WSGI6_VERSION" ] || die "$MOD_WSGI6_VENV holds mod_wsgi $built, not $MOD_WSGI6_VERSION (remove it to rebuild)"
+    MOD_WSGI6_VERSION="$("$venv/bin/pip" show mod_wsgi 2>/dev/null | sed -n 's/^Version: //p')"
 fi
 MOD_WSGI6_SO="$(abspath "$MOD_WSGI6_SO")"
 [ -f "$MOD_WSGI6_SO" ] || die "mod_wsgi 6 not found: $MOD_WSGI6_SO"
@@ -123,7 +119,7 @@ trap 'exit 129' HUP
 mkdir -p "$BENCH_WORK/modules"
 describe() { echo "$1 (sha256 $(sha256sum < "$1" | cut -c1-16), $(date -r "$1" '+%F %T'))"; }
 echo "bench: ours         = $(describe "$MOD_WSGI_RS_SO")"
-echo "bench: mod_wsgi $MOD_WSGI6_VERSION = $(describe "$MOD_WSGI6_SO")"
+echo "bench: mod_wsgi ${MOD_WSGI6_VERSION:-6} = $(describe "$MOD_WSGI6_SO")"
 echo "bench: mod_wsgi $MOD_WSGI4_VERSION = $(describe "$MOD_WSGI4_SO")"
 cp "$MOD_WSGI_RS_SO" "$BENCH_WORK/modules/ours.so"
 cp "$MOD_WSGI6_SO" "$BENCH_WORK/modules/mod_wsgi6.so"
