@@ -56,7 +56,6 @@ SERVERS = {
 }
 MODULES = ['ours', 'mw6', 'mw4']
 REFERENCE = 'mw6'            # denominator of the targets (issue 10)
-OTHER = 'mw4'
 RSS_SERVERS = ['ours', 'mw6']
 
 # Fixed MPM sizing for 2 cores, identical for every server: exactly 2 child
@@ -853,52 +852,39 @@ def median_or_none(v):
 def summarize(s, results):
     t = Table(s, results)
     N = s.names
-    ref, other = REFERENCE, OTHER
+    ref = REFERENCE
     scs = s.scenarios
     lines = []
 
-    lines.append('| Scenario | %s req/s | %s req/s | %s req/s | ours / %s '
-                 '| ours / %s | static req/s | static / %s |'
-                 % (N['ours'], N[ref], N[other], N[ref], N[other], N[ref]))
-    lines.append('|---|---:|---:|---:|---:|---:|---:|---:|')
+    lines.append('| Scenario | Server | req/s | server CPU µs/req | p99 @%d '
+                 'conn, ms | ours / this server, req/s |' % s.lat_connections)
+    lines.append('|---|---|---:|---:|---:|---:|')
     for sc in scs:
         nm = sc['name']
-        st = 'static:' + sc['static_ref'] if sc.get('static_ref') and s.static \
-            else None
-        lines.append('| %s | %s | %s | %s | **%s** | %s | %s | %s |' % (
-            nm, fmt(t.value('ours', nm, 'rps')), fmt(t.value(ref, nm, 'rps')),
-            fmt(t.value(other, nm, 'rps')),
-            spread(t.ratios(('ours', nm), (ref, nm))),
-            spread(t.ratios(('ours', nm), (other, nm))),
-            fmt(t.value('static', st, 'rps')) if st else '',
-            spread(t.ratios(('static', st), (ref, nm))) if st else ''))
+        rows = [(x, nm) for x in MODULES]
+        if sc.get('static_ref') and s.static:
+            rows.append(('static', 'static:' + sc['static_ref']))
+        for server, scen in rows:
+            p99 = t.value(server, scen, 'lat_p99_us_64')
+            ratio = spread(t.ratios(('ours', nm), (server, scen))) \
+                if server != 'ours' else ''
+            lines.append('| %s | %s | %s | %s | %s | %s |' % (
+                nm, N[server], fmt(t.value(server, scen, 'rps')),
+                fmt(t.value(server, scen, 'server_cpu_us_per_req')),
+                fmt(p99 / 1e3 if p99 else None, '%.2f'),
+                '**%s**' % ratio if server == ref else ratio))
     lines.append('')
-    lines.append('Requests/s: medians over rounds. Ratios: median of the '
-                 'per-round ratios (min–max), each from one round.')
-
-    lines.append('')
-    lines.append('| Scenario | server CPU µs/request: %s | %s | %s '
-                 '| p99 @%d conn ms: %s | %s | %s |'
-                 % (N['ours'], N[ref], N[other], s.lat_connections,
-                    N['ours'], N[ref], N[other]))
-    lines.append('|---|---:|---:|---:|---:|---:|---:|')
-    for sc in scs:
-        nm = sc['name']
-        cpu = [fmt(t.value(x, nm, 'server_cpu_us_per_req')) for x in MODULES]
-        p99 = [fmt(t.value(x, nm, 'lat_p99_us_64') / 1e3
-                   if t.value(x, nm, 'lat_p99_us_64') else None, '%.2f')
-               for x in MODULES]
-        lines.append('| %s | %s |' % (nm, ' | '.join(cpu + p99)))
-    lines.append('')
-    lines.append('Server CPU: user + system time of the Apache parent and all '
-                 'its descendants (MPM children and daemons) during the '
-                 'throughput run, per request; medians over rounds.')
+    lines.append('Medians over rounds. Server CPU: user + system time of the '
+                 'Apache parent and all its descendants (MPM children and '
+                 'daemons) during the throughput run, per request. Ratios: '
+                 'the median of the per-round ratios (min–max), each taken '
+                 'within one round.')
 
     pairs = [sc for sc in scs if sc.get('pair') in [x['name'] for x in scs]]
     if pairs:
         lines.append('')
-        lines.append('| Daemon / embedded req/s | %s | %s | %s |'
-                     % (N['ours'], N[ref], N[other]))
+        lines.append('| Daemon / embedded req/s | %s |'
+                     % ' | '.join(N[x] for x in MODULES))
         lines.append('|---|---:|---:|---:|')
         for sc in pairs:
             lines.append('| %s / %s | %s |' % (sc['name'], sc['pair'], ' | '.join(
@@ -1111,10 +1097,10 @@ def main():
 
     table = summarize(s, results)
     problems, notes, loaded = find_problems(s, results)
-    header = ('mod_wsgi-rs (commit %s) vs %s and %s, %s, %d cores, %s mode, '
+    header = ('mod_wsgi-rs (commit %s) vs %s, %s, %d cores, %s mode, '
               '%d round(s) in rotating order, wrk -t%d -c%d -d%ds, '
               'p99 at -c%d' % (
-                  s.commit, s.names[REFERENCE], s.names[OTHER],
+                  s.commit, ' and '.join(s.names[x] for x in MODULES[1:]),
                   started.strftime('%Y-%m-%d %H:%M'), os.cpu_count(),
                   'quick' if s.quick else 'full', s.rounds, s.threads,
                   s.connections, s.duration, s.lat_connections))
