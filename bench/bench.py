@@ -222,9 +222,9 @@ done = function(summary, latency, requests)
 end
 """
 
-# Appended (with the per-thread count filled in) for the memory runs: each
-# wrk thread stops after that many responses and says so on stdout.  It
-# wraps a response() the scenario script may define.
+# Appended (with the count filled in) for the memory runs: the wrk thread
+# stops after that many responses and says so on stdout.  It wraps a
+# response() the scenario script may define.
 WRK_LIMIT_LUA = r"""
 do
   local inner = response
@@ -658,13 +658,19 @@ def run_wrk(settings, url, scenario, duration, connections, latency=False,
     if scenario and scenario.get('wrk_script'):
         with open(os.path.join(APPS_SRC, scenario['wrk_script'])) as f:
             lua = f.read()
+    # A memory run uses one wrk thread: a thread that stops early would
+    # leave its connections open and stalled, holding server workers.  That
+    # thread also gets every body (response() is defined), so with 10 MiB
+    # bodies some responses wait long on the client: the memory run only
+    # needs them to complete.
+    threads, timeout = (1, 120) if limit else (settings.threads, 10)
     if limit:
-        lua += WRK_LIMIT_LUA % -(-limit // settings.threads)
+        lua += WRK_LIMIT_LUA % limit
     script = os.path.join(settings.work, 'wrk-%s.lua' % tag)
     with open(script, 'w') as f:
         f.write(lua + WRK_DONE_LUA)
-    cmd = ['wrk', '-t%d' % settings.threads, '-c%d' % connections,
-           '-d%ds' % duration, '--timeout', '10s', '-s', script]
+    cmd = ['wrk', '-t%d' % threads, '-c%d' % connections,
+           '-d%ds' % duration, '--timeout', '%ds' % timeout, '-s', script]
     if latency:
         cmd.append('--latency')
     cmd.append(url)
@@ -673,15 +679,13 @@ def run_wrk(settings, url, scenario, duration, connections, latency=False,
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        out, stopped = [], 0
+        out = []
         for line in proc.stdout:
             out.append(line)
-            if limit and line.startswith('BENCH_STOPPED'):
-                stopped += 1
-                if stopped == settings.threads:
-                    # wrk's main thread sleeps for -d whatever its threads
-                    # do; SIGINT ends that and it reports as usual
-                    proc.send_signal(signal.SIGINT)
+            if line.startswith('BENCH_STOPPED'):
+                # wrk's main thread sleeps for -d whatever its threads do;
+                # SIGINT ends that, and it reports as usual
+                proc.send_signal(signal.SIGINT)
         out, err = ''.join(out), proc.stderr.read()
         rc = proc.wait(timeout=60)
     finally:
