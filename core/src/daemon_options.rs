@@ -71,6 +71,9 @@ pub struct DaemonSpec {
     pub response_buffer_size: usize,
     /// `RLIMIT_DATA` in bytes; 0 = no limit.
     pub memory_limit: u64,
+    /// Stack size of each request thread in bytes; None: 8 MiB (what
+    /// Apache's own threads get on Linux).
+    pub stack_size: Option<usize>,
     /// Options accepted for compatibility whose settings we do not honour,
     /// in the order given, for one warning each.
     pub ignored: Vec<String>,
@@ -112,6 +115,7 @@ impl DaemonSpec {
             header_buffer_size: DEFAULT_HEADER_BUFFER,
             response_buffer_size: DEFAULT_RESPONSE_BUFFER,
             memory_limit: 0,
+            stack_size: None,
             ignored: Vec::new(),
         }
     }
@@ -128,12 +132,13 @@ impl DaemonSpec {
 
 pub const DEFAULT_HEADER_BUFFER: usize = 32768;
 pub const DEFAULT_RESPONSE_BUFFER: usize = 8 << 20;
+/// The smallest `stack-size=` accepted.
+pub const MIN_STACK_SIZE: u64 = 64 * 1024;
 
 /// Options mod_wsgi 6 accepts that we only check and record, with the
 /// values that ask for nothing beyond our behaviour (no warning for those,
 /// since mod_wsgi-express writes most of them out with their defaults).
-const IGNORED: [(&str, Ignored); 14] = [
-    ("stack-size", Ignored::Positive),
+const IGNORED: [(&str, Ignored); 13] = [
     ("interrupt-timeout", Ignored::Count(&[0])),
     ("cpu-time-limit", Ignored::Count(&[0])),
     ("cpu-priority", Ignored::Integer),
@@ -247,6 +252,8 @@ pub fn parse_daemon_process(line: &str) -> Result<DaemonSpec, String> {
                 spec.response_buffer_size = buffer_size(key, value, 65536, usize::MAX, DEFAULT_RESPONSE_BUFFER)?
             }
             "memory-limit" => spec.memory_limit = number(key, value, 0, i64::MAX as u64)?,
+            // mod_wsgi refuses 0; below 64 KiB a Python thread cannot run.
+            "stack-size" => spec.stack_size = Some(number(key, value, MIN_STACK_SIZE, isize::MAX as u64)? as usize),
             _ => match IGNORED.iter().find(|(name, _)| *name == key) {
                 Some(&(name, kind)) => {
                     if !check_ignored(name, kind, value)? {
@@ -580,6 +587,17 @@ mod tests {
     }
 
     #[test]
+    fn stack_size() {
+        assert_eq!(parse(&[]).unwrap().stack_size, None);
+        assert_eq!(parse(&["stack-size=524288"]).unwrap().stack_size, Some(524288));
+        assert!(parse(&["stack-size=524288"]).unwrap().ignored.is_empty());
+        for bad in ["stack-size=0", "stack-size=-1", "stack-size=65535", "stack-size=1M"] {
+            let err = parse(&[bad]).unwrap_err();
+            assert!(err.contains("stack-size="), "{err}");
+        }
+    }
+
+    #[test]
     fn ignored_options() {
         // The values mod_wsgi-express writes by default ask for nothing we lack.
         let quiet = [
@@ -595,7 +613,6 @@ mod tests {
         ];
         assert!(parse(&quiet).unwrap().ignored.is_empty());
         let loud = [
-            "stack-size=524288",
             "interrupt-timeout=5",
             "cpu-time-limit=60",
             "cpu-priority=-5",
@@ -614,9 +631,7 @@ mod tests {
         assert_eq!(spec.ignored, names);
         assert_eq!(parse(&["script-group=www"]).unwrap().ignored, vec!["script-group"]);
         for bad in [
-            "stack-size=-1",
-            // mod_wsgi refuses a zero stack size and socket buffers under 512 bytes.
-            "stack-size=0",
+            // mod_wsgi refuses socket buffers under 512 bytes.
             "send-buffer-size=511",
             "receive-buffer-size=1",
             "cpu-priority=x",
