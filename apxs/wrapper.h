@@ -21,6 +21,7 @@
 #include <scoreboard.h>
 #include <unixd.h>
 #include <ap_listen.h>
+#include <mpm_common.h>
 #include <mod_auth.h>
 
 #include "shim.h"

@@ -105,6 +105,7 @@ unsafe extern "C" fn register_hooks(pool: *mut sys::apr_pool_t) {
             sys::ap_hook_pre_config(Some(pre_config), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE);
             sys::ap_hook_post_config(Some(post_config), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE);
             sys::ap_hook_child_init(Some(child_init), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE);
+            sys::ap_hook_monitor(Some(monitor), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE);
             sys::ap_hook_handler(Some(handler), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE);
         }
     })
@@ -147,10 +148,24 @@ fn warn_ignored_directives(main: Server) {
     }
 }
 
-/// Starts Python in each new child (never in the root parent) and arranges
-/// for it to be finalised when the child exits.
+/// The MPM's periodic maintenance in Apache's parent: daemon processes
+/// that were waiting to be started.
+unsafe extern "C" fn monitor(_p: *mut sys::apr_pool_t, _s: *mut sys::server_rec) -> i32 {
+    guard("monitor", sys::DECLINED, || {
+        crate::daemon::supervisor::start_due_processes();
+        sys::DECLINED
+    })
+}
+
+/// Drops what the parent holds for the daemons (an Apache child must not
+/// be able to accept a daemon group's connections), then starts Python in
+/// each new child (never in the root parent) and arranges for it to be
+/// finalised when the child exits.
 unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
-    guard("child_init", (), || start_python(Pool(pchild), Server(s)))
+    guard("child_init", (), || {
+        crate::daemon::supervisor::forget_in_child();
+        start_python(Pool(pchild), Server(s))
+    })
 }
 
 fn start_python(pchild: Pool, main: Server) {

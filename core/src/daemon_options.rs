@@ -159,8 +159,6 @@ const IGNORED: [(&str, Ignored); 13] = [
 enum Ignored {
     /// A whole number ≥ 0; the listed values are no-ops.
     Count(&'static [u64]),
-    /// A whole number ≥ 1.
-    Positive,
     /// 0 (the system's default, a no-op) or a size of at least 512 bytes.
     SocketBuffer,
     /// Any integer; 0 is a no-op.
@@ -253,7 +251,7 @@ pub fn parse_daemon_process(line: &str) -> Result<DaemonSpec, String> {
             }
             "memory-limit" => spec.memory_limit = number(key, value, 0, i64::MAX as u64)?,
             // mod_wsgi refuses 0; below 64 KiB a Python thread cannot run.
-            "stack-size" => spec.stack_size = Some(number(key, value, MIN_STACK_SIZE, isize::MAX as u64)? as usize),
+            "stack-size" => spec.stack_size = Some(number(key, value, MIN_STACK_SIZE, i32::MAX as u64)? as usize),
             _ => match IGNORED.iter().find(|(name, _)| *name == key) {
                 Some(&(name, kind)) => {
                     if !check_ignored(name, kind, value)? {
@@ -364,10 +362,6 @@ fn absolute(key: &str, value: &str) -> Result<String, String> {
 fn check_ignored(key: &str, kind: Ignored, value: &str) -> Result<bool, String> {
     Ok(match kind {
         Ignored::Count(noops) => noops.contains(&number(key, value, 0, i64::MAX as u64)?),
-        Ignored::Positive => {
-            number(key, value, 1, i32::MAX as u64)?;
-            false
-        }
         Ignored::SocketBuffer => buffer_size(key, value, 512, i32::MAX as usize, 0)? == 0,
         Ignored::Integer => {
             let magnitude = value.strip_prefix('-').unwrap_or(value);

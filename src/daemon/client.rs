@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wsgi_core::protocol::{self, Frame, Limits, RequestHead, PROTOCOL_VERSION};
+use wsgi_core::protocol::{self, Frame, Limits, ProtocolError, RequestHead, PROTOCOL_VERSION};
 use wsgi_core::relay::{self, BodyLimit};
 
 use super::conn::{waiting, Waiting};
@@ -81,7 +81,12 @@ fn connect(g: &RuntimeGroup, deadline: Instant, timeout: Duration) -> std::io::R
         // A missing socket file belongs to an earlier generation of Apache,
         // unless names are stable across restarts (then it is coming back).
         let gone = err.raw_os_error() == Some(libc::ENOENT) && !g.stable_sockets;
-        let retry = !gone && (matches!(err.raw_os_error(), Some(libc::ECONNREFUSED | libc::EAGAIN | libc::ENOENT)) || err.kind() == std::io::ErrorKind::WouldBlock);
+        // A reset before the daemon answered our Hello (the listener closed
+        // with the connection still queued: its process slot is being
+        // replaced, or Apache is restarting) sent nothing of the request.
+        let retry = !gone
+            && (matches!(err.raw_os_error(), Some(libc::ECONNREFUSED | libc::EAGAIN | libc::ENOENT))
+                || matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe));
         if !retry || Instant::now() + pause >= deadline {
             return Err(err);
         }
@@ -97,12 +102,15 @@ fn handshake(g: &RuntimeGroup, stream: UnixStream, deadline: Instant) -> std::io
     stream.set_read_timeout(Some(wait))?;
     stream.set_write_timeout(Some(wait))?;
     let mut w = &stream;
-    protocol::write_frame(&mut w, &Frame::Hello { version: PROTOCOL_VERSION, secret: g.secret })?;
+    protocol::write_frame(&mut w, &Frame::Hello { version: PROTOCOL_VERSION, secret: *g.secret.bytes() })?;
     let mut r = &stream;
     match protocol::read_frame(&mut r, &Limits::default()) {
-        Ok(Frame::Hello { secret, .. }) if secret == g.secret => Ok(stream),
+        Ok(Frame::Hello { secret, .. }) if &secret == g.secret.bytes() => Ok(stream),
         Ok(other) => Err(std::io::Error::other(format!("unexpected answer to Hello: {other:?}"))),
         Err(e) if e.is_timeout() => Err(std::io::Error::new(std::io::ErrorKind::WouldBlock, "no daemon process answered")),
+        Err(e) if matches!(e, ProtocolError::Closed) || matches!(e.io_kind(), Some(std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe)) => {
+            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, format!("the daemon socket closed before a daemon answered ({e})")))
+        }
         Err(e) => Err(std::io::Error::other(e.to_string())),
     }
 }

@@ -6,8 +6,8 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, RwLock};
 
 use wsgi_core::daemon_options::DaemonSpec;
-use wsgi_core::protocol::SECRET_LEN;
 
+use crate::ffi::secrets::Secret;
 use crate::ffi::server::Server;
 
 /// A `WSGIDaemonProcess` as configured.
@@ -36,7 +36,8 @@ pub struct RuntimeGroup {
     /// `WSGISocketRotation Off`: the socket names survive restarts, so a
     /// missing socket is one about to be re-created.
     pub stable_sockets: bool,
-    pub secret: [u8; SECRET_LEN],
+    /// Apache's children hold every group's; a daemon only its own.
+    pub secret: Secret,
     pub uid: u32,
     pub gid: u32,
     /// None: initgroups for the user.
@@ -64,14 +65,32 @@ pub fn all() -> Vec<Arc<RuntimeGroup>> {
     REGISTRY.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
+/// The group at `index` in this generation's registry.
+pub fn at(index: usize) -> Option<Arc<RuntimeGroup>> {
+    REGISTRY.read().unwrap_or_else(|e| e.into_inner()).get(index).cloned()
+}
+
 pub fn find(name: &str) -> Option<Arc<RuntimeGroup>> {
     REGISTRY.read().unwrap_or_else(|e| e.into_inner()).iter().find(|g| g.name() == name).cloned()
 }
 
-/// Keeps only `keep` (a daemon forgets other groups' secrets, so code in
-/// one group cannot forge requests to another).
-pub fn retain_only(keep: &str) {
-    REGISTRY.write().unwrap_or_else(|e| e.into_inner()).retain(|g| g.name() == keep);
+/// In a daemon process: keeps only the group at `index`. The others are
+/// dropped, which wipes their secrets, so code in one group cannot read
+/// another's and forge requests to it. Fails if one of them is still
+/// referenced elsewhere (its secret would survive).
+pub fn keep_only(index: usize) -> Result<Arc<RuntimeGroup>, String> {
+    let mut registry = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
+    if index >= registry.len() {
+        return Err(format!("no daemon process group number {index}"));
+    }
+    let own = registry.swap_remove(index);
+    for other in std::mem::replace(&mut *registry, vec![own.clone()]) {
+        let name = other.name().to_string();
+        if Arc::into_inner(other).is_none() {
+            return Err(format!("internal error: group '{name}' is still referenced, so its secret cannot be wiped"));
+        }
+    }
+    Ok(own)
 }
 
 /// Group names seen while parsing the current configuration, to reject a

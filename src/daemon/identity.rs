@@ -1,6 +1,7 @@
 //! Who a daemon process is: the group's user and groups, taken on
 //! fail-closed, and the process settings that come with them (umask, limits,
 //! working directory, environment).
+use std::collections::BTreeSet;
 use std::ffi::CString;
 
 use nix::unistd::{Gid, Group, Uid, User};
@@ -30,28 +31,67 @@ pub fn lookup_group(spec: &str) -> Result<Group, String> {
 }
 
 /// Becomes the group's user, fail-closed: any failed step ends the process
-/// before it can serve anything.
-pub(super) fn drop_privileges(g: &RuntimeGroup) -> Result<(), String> {
-    if !Uid::effective().is_root() {
-        return Ok(());
-    }
-    let gid = Gid::from_raw(g.gid);
-    nix::unistd::setgid(gid).map_err(|e| format!("setgid({}) failed: {e}", g.gid))?;
-    match &g.supplementary_gids {
-        Some(gids) => {
-            let gids: Vec<Gid> = std::iter::once(gid).chain(gids.iter().map(|&x| Gid::from_raw(x))).collect();
-            nix::unistd::setgroups(&gids).map_err(|e| format!("setgroups failed: {e}"))?;
+/// before it can serve anything. Apache started as root switches; one that
+/// is not root cannot, and its daemons run as itself. Either way the
+/// process must end up exactly as the group asks (real, effective and
+/// saved ids, and the supplementary groups), or it does not start.
+pub(super) fn take_identity(g: &RuntimeGroup) -> Result<(), String> {
+    let as_root = Uid::effective().is_root();
+    if as_root {
+        let gid = Gid::from_raw(g.gid);
+        nix::unistd::setgid(gid).map_err(|e| format!("setgid({}) failed: {e}", g.gid))?;
+        match &g.supplementary_gids {
+            Some(gids) => nix::unistd::setgroups(&expected_groups(g, gids)).map_err(|e| format!("setgroups failed: {e}"))?,
+            None => nix::unistd::initgroups(&user_cstr(g)?, gid).map_err(|e| format!("initgroups({}) failed: {e}", g.user_name))?,
         }
-        None => {
-            let user = CString::new(g.user_name.as_str()).map_err(|_| "user name has a NUL".to_string())?;
-            nix::unistd::initgroups(&user, gid).map_err(|e| format!("initgroups({}) failed: {e}", g.user_name))?;
+        nix::unistd::setuid(Uid::from_raw(g.uid)).map_err(|e| format!("setuid({}) failed: {e}", g.uid))?;
+    }
+    let uids = nix::unistd::getresuid().map_err(|e| format!("getresuid failed: {e}"))?;
+    let gids = nix::unistd::getresgid().map_err(|e| format!("getresgid failed: {e}"))?;
+    let runs_as = |who: &str, option: &str, ids: [u32; 3], want: u32| -> Result<(), String> {
+        if ids.iter().all(|&id| id == want) {
+            Ok(())
+        } else if !as_root {
+            Err(format!("Apache is not running as root (it runs as {who} {}), so its daemons cannot run as {who} {want}; drop {option} or start Apache as root", ids[1]))
+        } else {
+            Err(format!("identity did not change as requested: the real, effective and saved {who}s are {ids:?}, not {want}"))
         }
+    };
+    runs_as("uid", "user=", [uids.real, uids.effective, uids.saved].map(Uid::as_raw), g.uid)?;
+    runs_as("gid", "group=", [gids.real, gids.effective, gids.saved].map(Gid::as_raw), g.gid)?;
+    // A non-root Apache keeps the groups it was started with, unless the
+    // group names them explicitly.
+    let wanted = match &g.supplementary_gids {
+        Some(gids) => expected_groups(g, gids),
+        None if as_root => nix::unistd::getgrouplist(&user_cstr(g)?, Gid::from_raw(g.gid)).map_err(|e| format!("getgrouplist({}) failed: {e}", g.user_name))?,
+        None => return Ok(()),
+    };
+    let have = nix::unistd::getgroups().map_err(|e| format!("getgroups failed: {e}"))?;
+    if same_groups(&have, &wanted, Gid::from_raw(g.gid)) {
+        Ok(())
+    } else {
+        Err(format!("supplementary groups are {:?}, not {:?}", raw(&have), raw(&wanted)))
     }
-    nix::unistd::setuid(Uid::from_raw(g.uid)).map_err(|e| format!("setuid({}) failed: {e}", g.uid))?;
-    if Uid::current().as_raw() != g.uid || Uid::effective().as_raw() != g.uid || Gid::current().as_raw() != g.gid {
-        return Err("identity did not change as requested".to_string());
-    }
-    Ok(())
+}
+
+fn user_cstr(g: &RuntimeGroup) -> Result<CString, String> {
+    CString::new(g.user_name.as_str()).map_err(|_| "user name has a NUL".to_string())
+}
+
+/// The primary group first, then `supplementary-groups=`.
+fn expected_groups(g: &RuntimeGroup, gids: &[u32]) -> Vec<Gid> {
+    std::iter::once(g.gid).chain(gids.iter().copied()).map(Gid::from_raw).collect()
+}
+
+/// The same set, counting the primary group as a member of both (the
+/// kernel's list need not repeat it).
+fn same_groups(have: &[Gid], wanted: &[Gid], primary: Gid) -> bool {
+    let set = |list: &[Gid]| list.iter().chain(std::iter::once(&primary)).map(|g| g.as_raw()).collect::<BTreeSet<_>>();
+    set(have) == set(wanted)
+}
+
+fn raw(list: &[Gid]) -> Vec<u32> {
+    list.iter().map(|g| g.as_raw()).collect()
 }
 
 /// Limits, working directory and environment from the group's options.
@@ -65,7 +105,7 @@ pub(super) fn apply_process_settings(g: &RuntimeGroup) {
     }
     // As in mod_wsgi: `home=`, else the user's home directory when the
     // daemon runs as another user than Apache's children.
-    let (apache_uid, _, _) = crate::ffi::process::apache_identity();
+    let (apache_uid, _) = crate::ffi::process::apache_identity();
     let home = spec.home.clone().or_else(|| g.user_home.clone().filter(|_| g.uid != apache_uid));
     if let Some(home) = &home {
         let _ = std::env::set_current_dir(home);

@@ -4,10 +4,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{SigSet, Signal};
+use signal_hook::consts::signal::SIGUSR1;
+use signal_hook::iterator::Signals;
 
 use super::conn::Connection;
-use super::process::{log, Daemon};
+use super::process::{log, Daemon, EXIT_CRASHED, EXIT_RECYCLED};
 use crate::ffi::log::Level;
 use crate::ffi::process as os;
 use crate::python::tstate;
@@ -23,6 +24,8 @@ pub(super) enum Stop {
     InactivityTimeout,
     RequestTimeout,
     StartupTimeout,
+    /// A thread of the process panicked (a bug in this module).
+    InternalError,
 }
 
 impl Stop {
@@ -37,6 +40,7 @@ impl Stop {
             Stop::InactivityTimeout => "inactivity-timeout",
             Stop::RequestTimeout => "request-timeout",
             Stop::StartupTimeout => "startup-timeout",
+            Stop::InternalError => "internal error",
         }
     }
 
@@ -51,6 +55,14 @@ impl Stop {
             Stop::InactivityTimeout => "inactivity_timeout",
             Stop::RequestTimeout => "request_timeout",
             Stop::StartupTimeout => "startup_timeout",
+            Stop::InternalError => "internal_error",
+        }
+    }
+
+    pub(super) fn exit_code(self) -> i32 {
+        match self {
+            Stop::InternalError => EXIT_CRASHED,
+            _ => EXIT_RECYCLED,
         }
     }
 }
@@ -71,14 +83,17 @@ pub(super) struct Slot {
 
 impl Daemon {
     /// Stops taking new work; the process exits once requests in progress
-    /// finish or `drain` passes, whichever comes first.
-    pub(super) fn begin_drain(&self, reason: Stop, drain: Option<Duration>) {
+    /// finish or `drain` passes, whichever comes first. True if this call
+    /// started the drain (false: it had started already).
+    pub(super) fn begin_drain(&self, reason: Stop, drain: Option<Duration>) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.draining.is_none() {
-            state.draining = Some((reason, Instant::now() + drain.unwrap_or(Duration::ZERO)));
-            let _ = self.epoll.delete(&self.listener);
-            self.changed.notify_all();
+        if state.draining.is_some() {
+            return false;
         }
+        state.draining = Some((reason, Instant::now() + drain.unwrap_or(Duration::ZERO)));
+        let _ = self.epoll.delete(&self.listener);
+        self.changed.notify_all();
+        true
     }
 
     pub(super) fn draining(&self) -> bool {
@@ -100,31 +115,49 @@ impl Daemon {
         }
     }
 
-    pub(super) fn watch_signals(&self, signals: SigSet) {
-        loop {
-            match signals.wait() {
-                Ok(Signal::SIGUSR1) => {
-                    let drain = self.spec().eviction_timeout.or(self.spec().graceful_timeout);
-                    self.begin_drain(Stop::Eviction, drain);
-                }
+    pub(super) fn watch_signals(&self, mut signals: Signals) {
+        for signal in signals.forever() {
+            if signal == SIGUSR1 {
+                let drain = self.spec().eviction_timeout.or(self.spec().graceful_timeout);
+                self.begin_drain(Stop::Eviction, drain);
+            } else {
                 // Apache's parent waits 3 s after SIGTERM before SIGKILL.
-                Ok(_) => self.begin_drain(Stop::Signal, Some(self.spec().shutdown_timeout.unwrap_or(Duration::from_secs(2)).min(Duration::from_millis(2500)))),
-                Err(_) => return,
+                self.begin_drain(Stop::Signal, Some(self.spec().shutdown_timeout.unwrap_or(Duration::from_secs(2)).min(Duration::from_millis(2500))));
             }
         }
     }
 
-    /// Once a second: the timeouts that recycle the process.
     /// Takes the GIL once a second, so the monitor can tell a deadlocked
-    /// interpreter; stops before Python is finalised.
+    /// interpreter; stops for good before Python is finalised.
     pub(super) fn watch_gil(&self) {
-        while !self.stopping.load(Ordering::SeqCst) {
-            tstate::with_gil(|_| ());
+        loop {
+            {
+                let open = self.python_open.lock().unwrap_or_else(|e| e.into_inner());
+                if !*open {
+                    return;
+                }
+                tstate::with_gil(|_| ());
+            }
             *self.gil_taken.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
             std::thread::sleep(Duration::from_secs(1));
         }
     }
 
+    /// After a panic in thread `name` (the worker `worker`, if it is one):
+    /// the request it was running no longer counts as in progress, and the
+    /// process recycles.
+    pub(super) fn after_panic(&self, name: &str, worker: Option<usize>) {
+        let was_serving = worker.is_some_and(|n| self.slots[n].current.lock().unwrap_or_else(|e| e.into_inner()).take().is_some());
+        if was_serving {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.active = state.active.saturating_sub(1);
+            self.changed.notify_all();
+        }
+        log(self.server, Level::Crit, &format!("internal error in thread {name} of daemon process {} of group '{}'; restarting the process", std::process::id(), self.group.name()));
+        self.begin_drain(Stop::InternalError, self.spec().graceful_timeout);
+    }
+
+    /// Twice a second: the timeouts that recycle the process.
     pub(super) fn monitor(&self) {
         let spec = self.spec();
         loop {
@@ -140,10 +173,13 @@ impl Daemon {
                     }
                 }
             }
-            if spec.deadlock_timeout.is_some_and(|limit| now - *self.gil_taken.lock().unwrap_or_else(|e| e.into_inner()) > limit) {
+            // Once stopping, the GIL watcher has stopped too, and the
+            // reaper bounds what is left.
+            let stopping = self.stopping.load(Ordering::SeqCst);
+            if !stopping && spec.deadlock_timeout.is_some_and(|limit| now - *self.gil_taken.lock().unwrap_or_else(|e| e.into_inner()) > limit) {
                 log(self.server, Level::Err, &format!("daemon process {} of group '{}' could not take the Python GIL for deadlock-timeout; restarting it", std::process::id(), self.group.name()));
                 // The GIL is stuck: nothing in Python can be waited for.
-                os::exit_now(0)
+                os::exit_now(EXIT_CRASHED)
             }
             if spec.restart_interval.is_some_and(|limit| now - self.started > limit) {
                 self.begin_drain(Stop::RestartInterval, spec.graceful_timeout);

@@ -1,32 +1,46 @@
 //! One daemon process: it takes on the group's identity (fail-closed),
 //! starts Python, runs its worker threads (`workers`) and watchers
-//! (`lifecycle`), and exits once it has drained.
+//! (`lifecycle`), tells the parent it is ready, and exits once it has
+//! drained, within shutdown-timeout whatever Python does.
 use std::collections::HashMap;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::Signal;
+use signal_hook::iterator::Signals;
 use wsgi_core::protocol::Limits;
 
 use super::conn::Connection;
 use super::group::{self, RuntimeGroup};
-use super::identity::{apply_process_settings, drop_privileges};
-use super::lifecycle::{Slot, State};
+use super::identity::{apply_process_settings, take_identity};
+use super::lifecycle::{Slot, State, Stop};
 use crate::config::GlobalSettings;
 use crate::ffi::log::{Level, LogTarget};
 use crate::ffi::process as os;
 use crate::ffi::server::{self, Server};
 use crate::python::{init, interp, tstate};
 
-/// Exit status of a daemon that could not take on its identity or start
-/// Python; the supervisor waits before replacing it. (APR reports an exit
-/// status and a killing signal alike, so this is above any signal number.)
+/// How a daemon process exits, for the parent's log. (Whether to back off
+/// the parent learns from the process itself: see `report_ready`.) All are
+/// above any signal number, as APR reports a killing signal as the status.
+/// Stopped as planned: recycled, reloaded, or told to stop.
+pub const EXIT_RECYCLED: i32 = 0;
+/// Could not take on its identity or start Python or its threads.
 pub const EXIT_STARTUP_FAILED: i32 = 100;
+/// Ended itself after an internal error (a Rust panic) or a wedged GIL.
+pub const EXIT_CRASHED: i32 = 101;
+
+/// The request threads' stack unless `stack-size=` says otherwise: what
+/// Apache's threads and mod_wsgi's get on Linux, so recursion that works
+/// in embedded mode works here too.
+const DEFAULT_STACK_SIZE: usize = 8 << 20;
 
 pub(super) fn log(server: Server, level: Level, msg: &str) {
     LogTarget::Server(server).write(level, msg);
@@ -55,6 +69,9 @@ pub(super) struct Daemon {
     pub(super) requests: AtomicU64,
     pub(super) last_activity: Mutex<Instant>,
     pub(super) stopping: AtomicBool,
+    /// Whether Python may still be entered: cleared, under this lock, just
+    /// before it is finalised.
+    pub(super) python_open: Mutex<bool>,
     pub(super) slots: Vec<Slot>,
     /// Since when the script has failed to load, for startup-timeout.
     pub(super) load_failing_since: Mutex<Option<Instant>>,
@@ -65,30 +82,33 @@ pub(super) struct Daemon {
 pub(super) const LISTENER: u64 = u64::MAX;
 pub(super) const WAKE: u64 = u64::MAX - 1;
 
-/// Runs the daemon process; never returns.
-pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettings, startup_delay: Duration) -> ! {
-    let spec = &g.def.spec;
-    let server = g.def.server;
-    crate::ffi::process::close_listeners();
+/// Runs the daemon process of the group at `group` (its registry index),
+/// listening on `listener`; writes to `ready` once it serves. Never returns.
+pub fn run(group: usize, listener: UnixListener, ready: OwnedFd, settings: &GlobalSettings) -> ! {
+    os::close_listeners();
     let parent = nix::unistd::getppid();
-    group::retain_only(g.name());
-    // A replacement for a daemon that failed to start waits first, so a
-    // broken configuration does not spin.
-    std::thread::sleep(startup_delay);
+    let Some(server) = group::at(group).map(|g| g.def.server) else { os::exit_now(EXIT_STARTUP_FAILED) };
+    super::supervisor::wipe_lasting_secrets(server);
+    let g = match group::keep_only(group) {
+        Ok(g) => g,
+        Err(msg) => startup_failed(server, &msg),
+    };
+    let spec = &g.def.spec;
     os::limit_malloc_arenas(2);
-    // Signals are taken by one thread with sigwait; every thread inherits the mask.
-    let signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR1, Signal::SIGHUP]);
-    let _ = signals.thread_block();
-    let _ = os::ignore_sigpipe();
+    // Writes to a closed socket must fail with EPIPE, not kill the process.
+    let _ = os::ignore_signal(Signal::SIGPIPE);
+    // Python installs a SIGINT handler of its own if it finds the default
+    // one; the daemon's handlers come once it serves.
+    let _ = os::ignore_signal(Signal::SIGINT);
 
-    if let Err(msg) = drop_privileges(&g) {
+    if let Err(msg) = take_identity(&g) {
         startup_failed(server, &format!("daemon process for group '{}' not started: {msg}", g.name()));
     }
     // Set after the identity change, which clears it; then make sure the
     // parent did not already go in between.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
     if nix::unistd::getppid() != parent {
-        os::exit_now(0)
+        os::exit_now(EXIT_RECYCLED)
     }
     // Named only once it is no longer root: a process shown as a daemon is
     // never one running with the parent's privileges.
@@ -104,35 +124,25 @@ pub fn run(g: Arc<RuntimeGroup>, listener: UnixListener, settings: &GlobalSettin
         Ok(d) => Arc::new(d),
         Err(e) => startup_failed(server, &format!("daemon process for group '{}': {e}", g.name())),
     };
+    let workers = match daemon.start_threads() {
+        Ok(workers) => workers,
+        Err(e) => startup_failed(server, &format!("daemon process for group '{}' cannot start its threads: {e}", g.name())),
+    };
+    if let Err(e) = daemon.open() {
+        startup_failed(server, &format!("daemon process for group '{}': {e}", g.name()));
+    }
+    report_ready(ready);
     log(server, Level::Info, &format!("daemon process {} for group '{}' started ({} threads)", std::process::id(), g.name(), spec.threads));
 
-    let mut workers = Vec::new();
-    for n in 0..spec.threads as usize {
-        let d = daemon.clone();
-        workers.push(std::thread::spawn(move || d.worker(n)));
-    }
-    {
-        let d = daemon.clone();
-        std::thread::spawn(move || d.watch_signals(signals));
-        let d = daemon.clone();
-        std::thread::spawn(move || d.monitor());
-        if spec.deadlock_timeout.is_some() {
-            let d = daemon.clone();
-            std::thread::spawn(move || d.watch_gil());
-        }
-    }
     let reason = daemon.wait_until_done();
     log(server, Level::Info, &format!("daemon process {} for group '{}' stopping ({})", std::process::id(), g.name(), reason.describe()));
-    daemon.stopping.store(true, Ordering::SeqCst);
-    let _ = daemon.wake.write(1);
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while Instant::now() < deadline && !workers.iter().all(|w| w.is_finished()) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    // Subscribers hear of the exit even under WSGIDestroyInterpreter Off;
-    // Python is not finalised under a worker still running it.
-    interp::shut_down(reason.event_name(), settings.destroy_interpreter != Some(false), spec.shutdown_timeout);
-    os::exit_now(0)
+    daemon.finish(reason, workers, settings.destroy_interpreter != Some(false))
+}
+
+/// Tells the parent this process got as far as serving, so that its end
+/// is not taken for a failure to start.
+fn report_ready(ready: OwnedFd) {
+    let _ = nix::unistd::write(&ready, b"r");
 }
 
 /// Python with the group's home and path (falling back to the server-wide
@@ -174,9 +184,8 @@ impl Daemon {
         listener.set_nonblocking(true).map_err(|e| format!("listener: {e}"))?;
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| format!("epoll: {e}"))?;
         let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map_err(|e| format!("eventfd: {e}"))?;
-        epoll.add(&listener, EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, LISTENER)).map_err(|e| format!("epoll: {e}"))?;
         epoll.add(&wake, EpollEvent::new(EpollFlags::EPOLLIN, WAKE)).map_err(|e| format!("epoll: {e}"))?;
-        let (apache_uid, _, _) = crate::ffi::process::apache_identity();
+        let (apache_uid, _) = crate::ffi::process::apache_identity();
         Ok(Daemon {
             server: group.def.server,
             limits: Limits { max_head: spec.header_buffer_size, ..Limits::default() },
@@ -194,12 +203,78 @@ impl Daemon {
             requests: AtomicU64::new(0),
             last_activity: Mutex::new(Instant::now()),
             stopping: AtomicBool::new(false),
+            python_open: Mutex::new(true),
             load_failing_since: Mutex::new(None),
             gil_taken: Mutex::new(Instant::now()),
         })
     }
 
+    /// Starts accepting connections: only once every thread runs, so that
+    /// a process that fails to start never took a request.
+    fn open(&self) -> Result<(), String> {
+        self.epoll.add(&self.listener, EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, LISTENER)).map_err(|e| format!("epoll: {e}"))
+    }
+
     pub(super) fn spec(&self) -> &wsgi_core::daemon_options::DaemonSpec {
         &self.group.def.spec
+    }
+
+    /// The request threads (returned, to wait for at exit) and the
+    /// watchers. The signal handlers only write to a pipe that a watcher
+    /// reads: no signal is blocked, so programs the application starts get
+    /// a clean signal mask.
+    fn start_threads(self: &Arc<Self>) -> std::io::Result<Vec<JoinHandle<()>>> {
+        let spec = self.spec();
+        let stack = spec.stack_size.unwrap_or(DEFAULT_STACK_SIZE);
+        let workers = (0..spec.threads as usize)
+            .map(|n| self.spawn(format!("wsgi-worker-{n}"), Some(stack), Some(n), move |d| d.worker(n)))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let signals = Signals::new([Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR1, Signal::SIGHUP].map(|s| s as i32))?;
+        self.spawn("wsgi-signals".into(), None, None, move |d| d.watch_signals(signals))?;
+        self.spawn("wsgi-monitor".into(), None, None, Daemon::monitor)?;
+        if spec.deadlock_timeout.is_some() {
+            self.spawn("wsgi-gil-watch".into(), None, None, Daemon::watch_gil)?;
+        }
+        Ok(workers)
+    }
+
+    /// Starts one of the process's threads. A panic in it is a bug: it is
+    /// logged (Rust's panic hook writes to the error log), the request it
+    /// was running is let go, and the process recycles.
+    fn spawn(self: &Arc<Self>, name: String, stack: Option<usize>, worker: Option<usize>, body: impl FnOnce(&Daemon) + Send + 'static) -> std::io::Result<JoinHandle<()>> {
+        let d = self.clone();
+        let mut builder = std::thread::Builder::new().name(name.clone());
+        if let Some(stack) = stack {
+            builder = builder.stack_size(stack);
+        }
+        builder.spawn(move || {
+            if catch_unwind(AssertUnwindSafe(|| body(&d))).is_err() {
+                d.after_panic(&name, worker);
+            }
+        })
+    }
+
+    /// Stops the process: the threads are told to finish, shutdown
+    /// subscribers hear of it, Python is finalised (unless a thread is still
+    /// running it for a request) and the process exits. A watchdog bounds
+    /// all of it by shutdown-timeout: non-daemon Python threads, atexit
+    /// handlers or shutdown subscribers that block cannot keep the slot from
+    /// its next process.
+    fn finish(&self, reason: Stop, workers: Vec<JoinHandle<()>>, destroy_python: bool) -> ! {
+        let code = reason.exit_code();
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = self.wake.write(1);
+        let _watchdog = match self.spec().shutdown_timeout.map(init::ExitWatchdog::arm).transpose() {
+            Ok(watchdog) => watchdog,
+            Err(_) => os::exit_now(code),
+        };
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline && !workers.iter().all(|w| w.is_finished()) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The GIL watcher is out of Python for good before shutdown begins.
+        *self.python_open.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        interp::shut_down(reason.event_name(), destroy_python, None);
+        os::exit_now(code)
     }
 }

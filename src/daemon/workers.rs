@@ -120,11 +120,11 @@ impl Daemon {
         let frame = conn.read_frame(&self.limits);
         if !conn.authenticated.load(Ordering::SeqCst) {
             return match frame {
-                Ok(Frame::Hello { version, secret }) if version == PROTOCOL_VERSION && constant_time_eq(&secret, &self.group.secret) => {
+                Ok(Frame::Hello { version, secret }) if version == PROTOCOL_VERSION && constant_time_eq(&secret, self.group.secret.bytes()) => {
                     conn.authenticated.store(true, Ordering::SeqCst);
                     // The answer tells the child a live daemon of the group
                     // took the connection (not just the socket's backlog).
-                    match conn.send(&Frame::Hello { version: PROTOCOL_VERSION, secret: self.group.secret }) {
+                    match conn.send(&Frame::Hello { version: PROTOCOL_VERSION, secret: *self.group.secret.bytes() }) {
                         Ok(()) => After::Keep,
                         Err(_) => After::Close,
                     }
@@ -165,15 +165,19 @@ impl Daemon {
         *self.slots[slot].current.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), conn.clone()));
         let daemon_start = now_us() as f64 / 1e6;
 
+        // The script's age as this process sees it, not as the child saw it:
+        // a request stat'ed before a touch must not restart a process that
+        // already runs the new code.
+        let mtime = interp::file_mtime(&head.script);
         let after = tstate::with_gil(|py| {
-            if head.reloading && interp.script_changed(py, &head.script, head.script_mtime) {
+            if head.reloading && interp.script_changed(py, &head.script, mtime) {
                 return After::Reload;
             }
             let _current = request_io::install(Box::new(SocketTransport::new(conn.clone(), LogTarget::Server(self.server), self.limits)));
             let result = interp.environ(py, &head.environ, head.request_start_us as f64 / 1e6, slot as u64 + 1).and_then(|env| {
                 env.set_item("mod_wsgi.queue_start", head.request_start_us as f64 / 1e6)?;
                 env.set_item("mod_wsgi.daemon_start", daemon_start)?;
-                interp.handle(py, &head.script, head.script_mtime, false, &head.callable, env)
+                interp.handle(py, &head.script, mtime, false, &head.callable, env)
             });
             let outcome = request_io::outcome();
             match result {
@@ -220,9 +224,10 @@ impl Daemon {
             self.begin_drain(Stop::MaximumRequests, spec.graceful_timeout);
         }
         if let After::Reload = after {
-            log(self.server, Level::Info, &format!("{} changed; restarting daemon process {} of group '{}'", head.script, std::process::id(), self.group.name()));
             let _ = conn.send(&Frame::Restart);
-            self.begin_drain(Stop::ScriptReload, spec.graceful_timeout);
+            if self.begin_drain(Stop::ScriptReload, spec.graceful_timeout) {
+                log(self.server, Level::Info, &format!("{} changed; restarting daemon process {} of group '{}'", head.script, std::process::id(), self.group.name()));
+            }
             return After::Close;
         }
         if conn.is_broken() {

@@ -12,6 +12,7 @@ pub mod pool;
 pub mod process;
 pub mod regex;
 pub mod request;
+pub mod secrets;
 pub mod server;
 
 use std::ffi::{c_char, CStr};

@@ -55,8 +55,10 @@ impl Pool {
         unsafe { sys::apr_pstrmemdup(self.0, s.as_ptr() as *const _, s.len()) }
     }
 
-    /// Bytes stored on the pool under `key` with [`Pool::set_userdata_bytes`].
-    pub fn userdata_bytes(self, key: &str) -> Option<Vec<u8>> {
+    /// Runs `f` on the bytes stored on the pool under `key` with
+    /// [`Pool::set_userdata_bytes`], where they are (secrets must not leave
+    /// copies behind on the heap).
+    fn with_userdata_bytes<R>(self, key: &str, f: impl FnOnce(&mut [u8]) -> R) -> Option<R> {
         let key = std::ffi::CString::new(key).ok()?;
         let mut data: *mut c_void = std::ptr::null_mut();
         // SAFETY: the pool is live; data is NULL or what set_userdata_bytes stored.
@@ -64,11 +66,30 @@ impl Pool {
         if data.is_null() {
             return None;
         }
-        // SAFETY: set_userdata_bytes stores a length-prefixed copy in the pool.
-        unsafe {
-            let len = *(data as *const usize);
-            Some(std::slice::from_raw_parts((data as *const u8).add(std::mem::size_of::<usize>()), len).to_vec())
-        }
+        // SAFETY: set_userdata_bytes stores a length-prefixed copy in the
+        // pool, which outlives this call.
+        let stored = unsafe {
+            let len = (data as *const usize).read_unaligned();
+            std::slice::from_raw_parts_mut((data as *mut u8).add(std::mem::size_of::<usize>()), len)
+        };
+        Some(f(stored))
+    }
+
+    /// Copies the bytes stored under `key` into `out`, if there are exactly
+    /// that many.
+    pub fn copy_userdata_bytes(self, key: &str, out: &mut [u8]) -> bool {
+        self.with_userdata_bytes(key, |stored| {
+            let fits = stored.len() == out.len();
+            if fits {
+                out.copy_from_slice(stored);
+            }
+            fits
+        }) == Some(true)
+    }
+
+    /// Overwrites the bytes stored under `key` with zeros, in this process.
+    pub fn wipe_userdata_bytes(self, key: &str) {
+        self.with_userdata_bytes(key, zeroize::Zeroize::zeroize);
     }
 
     /// Stores a copy of `value` on the pool under `key` until it is cleared.

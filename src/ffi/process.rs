@@ -3,20 +3,11 @@
 //! facts about the identity Apache's children run as.
 use std::ffi::{c_void, CString};
 
+use nix::sys::signal::{pthread_sigmask, sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+
 use super::guard::guard;
 use super::pool::Pool;
 use super::{cstr_string, sys};
-
-/// Why the MPM called a daemon's maintenance callback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChildEvent {
-    /// The process exited (or was lost track of); `status` is its wait status.
-    Died { status: i32 },
-    /// Apache is restarting or stopping; the registration is going away.
-    Unregistered,
-    /// Anything else (health checks); nothing to do.
-    Other,
-}
 
 /// Where a forked process is.
 pub enum Forked {
@@ -24,47 +15,104 @@ pub enum Forked {
     Child,
 }
 
-/// Forks. In the parent, `on_event` is registered with the MPM for the new
-/// process (called from the parent's main loop) and the process is killed
-/// when `pool` is cleared (restart or stop): SIGTERM, then SIGKILL after 3 s.
-pub fn fork_supervised(pool: Pool, on_event: Box<dyn FnMut(ChildEvent)>) -> Result<Forked, String> {
-    // SAFETY: the apr_proc_t lives in the pool for as long as the
-    // registrations that point at it.
-    unsafe {
-        let proc_ = {
-            let p = sys::apr_palloc(pool.0, std::mem::size_of::<sys::apr_proc_t>()) as *mut sys::apr_proc_t;
-            std::ptr::write_bytes(p, 0, 1);
-            p
-        };
-        match sys::apr_proc_fork(proc_, pool.0) as i32 {
-            sys::APR_INCHILD => Ok(Forked::Child),
-            sys::APR_INPARENT => {
-                sys::apr_pool_note_subprocess(pool.0, proc_, sys::apr_kill_conditions_e_APR_KILL_AFTER_TIMEOUT);
-                let callback = pool.alloc(on_event);
-                sys::apr_proc_other_child_register(proc_, Some(maintenance), callback as *mut c_void, std::ptr::null_mut(), pool.0);
-                Ok(Forked::Parent { pid: (*proc_).pid })
-            }
-            rv => Err(format!("fork failed (APR status {rv})")),
+/// Called in the parent when the process a [`ChildWatch`] forked is gone,
+/// with the watch's slot number and how it ended: the exit code, or the
+/// number of the signal that ended it (APR reports both as one number), or
+/// `None` when Apache reaped it while restarting or stopping, or lost it.
+pub type OnDeath = fn(slot: usize, status: Option<i32>);
+
+/// A process slot's tie to the MPM, made once per slot and generation: the
+/// `apr_proc_t` every process of the slot is forked into, and the
+/// other-child registration through which the MPM's main loop reports that
+/// process's death. The registration lives in a pool of its own, cleared
+/// once the process it watched is gone, so replacing a slot's process any
+/// number of times allocates nothing that stays in Apache's parent.
+#[derive(Clone, Copy)]
+pub struct ChildWatch(*mut Watched);
+
+struct Watched {
+    proc_: sys::apr_proc_t,
+    /// Holds the registration; cleared after each death.
+    pool: *mut sys::apr_pool_t,
+    slot: usize,
+    on_death: OnDeath,
+}
+
+// SAFETY: a ChildWatch is used only on the parent's single main thread (in
+// post_config and the MPM's callbacks); processes that inherit one drop it
+// without using it.
+unsafe impl Send for ChildWatch {}
+
+impl ChildWatch {
+    /// Lives until `pconf` is cleared, which also drops its registration.
+    pub fn new(pconf: Pool, slot: usize, on_death: OnDeath) -> Result<ChildWatch, String> {
+        // SAFETY: a subpool of the live pconf, destroyed with it.
+        let pool = unsafe { sys::mrs_pool_create(pconf.0) };
+        if pool.is_null() {
+            return Err("cannot create a pool for a daemon process slot".to_string());
         }
+        // SAFETY: apr_proc_t is plain data, valid when zeroed.
+        let proc_ = unsafe { std::mem::zeroed() };
+        Ok(ChildWatch(pconf.alloc(Watched { proc_, pool, slot, on_death })))
+    }
+
+    /// Forks, with every signal blocked across the fork. The child starts
+    /// with the default disposition for every signal and nothing blocked,
+    /// so none of the Apache parent's handlers ever runs in it. In the
+    /// parent the MPM reports the new process's death to the watch's
+    /// `on_death`.
+    pub fn fork(self) -> Result<Forked, String> {
+        let mut previous = SigSet::empty();
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut previous));
+        // SAFETY: the Watched lives in pconf for as long as its registration
+        // (which the subpool's cleanup removes before pconf's cleanups run).
+        let forked = unsafe {
+            let w = self.0;
+            match sys::apr_proc_fork(&mut (*w).proc_, (*w).pool) as i32 {
+                sys::APR_INCHILD => Ok(Forked::Child),
+                sys::APR_INPARENT => {
+                    sys::apr_proc_other_child_register(&mut (*w).proc_, Some(maintenance), w as *mut c_void, std::ptr::null_mut(), (*w).pool);
+                    Ok(Forked::Parent { pid: (*w).proc_.pid })
+                }
+                rv => Err(format!("fork failed: {}", std::io::Error::from_raw_os_error(rv))),
+            }
+        };
+        if let Ok(Forked::Child) = forked {
+            reset_signal_dispositions();
+            previous = SigSet::empty();
+        }
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&previous), None);
+        forked
+    }
+}
+
+fn reset_signal_dispositions() {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for signal in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
+        // SAFETY: the default disposition runs no code of ours or Apache's.
+        let _ = unsafe { sigaction(signal, &default) };
     }
 }
 
 unsafe extern "C" fn maintenance(reason: i32, data: *mut c_void, status: i32) {
     guard("daemon maintenance", (), || {
-        let event = match reason {
-            sys::APR_OC_REASON_DEATH | sys::APR_OC_REASON_LOST => {
-                // SAFETY: data is the registration key; a dead process's
-                // registration is removed so it is not reported twice.
-                unsafe { sys::apr_proc_other_child_unregister(data) };
-                ChildEvent::Died { status }
-            }
-            sys::APR_OC_REASON_UNREGISTER | sys::APR_OC_REASON_RESTART => ChildEvent::Unregistered,
-            _ => ChildEvent::Other,
+        if reason != sys::APR_OC_REASON_DEATH && reason != sys::APR_OC_REASON_LOST {
+            return;
+        }
+        let w = data as *mut Watched;
+        // SAFETY: data is the Watched registered in fork (valid until pconf
+        // is cleared). APR has stopped watching the process: remove the
+        // registration (it would otherwise point at nothing) and free it.
+        let (slot, on_death) = unsafe {
+            sys::apr_proc_other_child_unregister(data);
+            sys::apr_pool_clear((*w).pool);
+            ((*w).slot, (*w).on_death)
         };
-        // SAFETY: data is the Box<dyn FnMut> allocated in the pool by
-        // fork_supervised; the MPM calls us from its single main thread.
-        let callback = unsafe { &mut *(data as *mut Box<dyn FnMut(ChildEvent)>) };
-        callback(event);
+        // While restarting or stopping, Apache reaps with its own waitpid
+        // and passes on the raw wait status; only the main loop's report is
+        // an exit code or signal number.
+        let reported = reason == sys::APR_OC_REASON_DEATH && !mpm_stopping();
+        on_death(slot, reported.then_some(status));
     })
 }
 
@@ -78,12 +126,17 @@ pub fn generation() -> i32 {
     super::server::mpm_query(sys::AP_MPMQ_GENERATION).unwrap_or(0)
 }
 
-/// The user and group Apache's children run as (`User`, `Group`).
-pub fn apache_identity() -> (u32, u32, String) {
+/// The user and group Apache's children run as: `User` and `Group` when
+/// Apache was started as root, else the identity it was started with (a
+/// non-root Apache cannot switch, and ignores `User` and `Group`).
+pub fn apache_identity() -> (u32, u32) {
+    if !nix::unistd::geteuid().is_root() {
+        return (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+    }
     // SAFETY: ap_unixd_config is filled in while parsing User/Group.
     unsafe {
         let cfg = &*std::ptr::addr_of!(sys::ap_unixd_config);
-        (cfg.user_id, cfg.group_id, cstr_string(cfg.user_name).unwrap_or_default())
+        (cfg.user_id, cfg.group_id)
     }
 }
 
@@ -137,10 +190,10 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Writes to a closed socket must fail with EPIPE, not kill the process.
-pub fn ignore_sigpipe() -> nix::Result<()> {
+/// Sets `signal` to be ignored.
+pub fn ignore_signal(signal: Signal) -> nix::Result<()> {
     // SAFETY: SIG_IGN installs no handler code.
-    unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn) }.map(|_| ())
+    unsafe { nix::sys::signal::signal(signal, SigHandler::SigIgn) }.map(|_| ())
 }
 
 /// Caps glibc's per-thread malloc arenas. A daemon's worker threads each

@@ -175,7 +175,7 @@ impl Interpreter {
 }
 
 /// A file's modification time in µs, as Apache reports it for scripts.
-fn file_mtime(path: &str) -> i64 {
+pub fn file_mtime(path: &str) -> i64 {
     std::fs::metadata(path)
         .ok()
         .and_then(|m| m.modified().ok())
