@@ -49,13 +49,9 @@ def writable_by_nobody(apache):
 
 @pytest.fixture(scope='module')
 def server():
-    a = NonRootApache('event', CONFIG, name='dnonroot', pre_start=writable_by_nobody)
-    try:
-        a.start()
+    with NonRootApache('event', CONFIG, name='dnonroot', pre_start=writable_by_nobody) as a:
         du.wait_daemons(a, 'asis', 1)
         yield a
-    finally:
-        a.cleanup()
 
 
 def test_daemons_serve_as_the_user_apache_runs_as(server):
