@@ -396,7 +396,7 @@ fn describe_end(status: Option<i32>, ready: bool) -> String {
     let Some(status) = status else { return "status unknown".to_string() };
     match status {
         EXIT_STARTUP_FAILED => format!("status {status}: it could not start"),
-        EXIT_CRASHED => format!("status {status}: an internal error"),
+        EXIT_CRASHED => format!("status {status}: it ended itself after an internal error or deadlock-timeout"),
         _ if !ready => format!("status {status}, before it was ready"),
         _ => format!("status {status}"),
     }
