@@ -1,10 +1,14 @@
 //! Pure logic shared by the Apache module: no Apache, no Python, and I/O
-//! only through the generic `Read`/`Write` of the daemon protocol.
+//! only through the generic `Read`/`Write` of the daemon protocol (plus a
+//! UNIX-socket reader with a deadline, and the kernel's random bytes for
+//! handshake nonces).
 //! Everything here is unit-tested with `cargo test -p wsgi_core`.
 pub mod args;
 pub mod daemon_options;
+pub mod deadline;
 pub mod directives;
 pub mod environ;
+pub mod handshake;
 pub mod proxy;
 pub mod relay;
 pub mod input;

@@ -7,11 +7,17 @@
 //! Inside payloads integers are big-endian and strings/byte strings are a
 //! `u32` length then the bytes.
 //!
-//! The exchange for one request:
+//! A new connection opens with a handshake in which each side proves it
+//! knows the group's secret without sending it (see [`crate::handshake`]):
 //! ```text
 //! child                          daemon
-//! Hello (new connection only) →
-//! Request                      →
+//! Hello(version, child nonce)  →
+//!                              ← Challenge(version, daemon nonce, daemon proof)
+//! Proof(child proof)           →   sent only once the daemon's proof checks out
+//! ```
+//! Then, for each request:
+//! ```text
+//! Request                      →   (the first one follows Proof at once)
 //!                              ← Read(n)       the app wants more body
 //! Body(≤ n bytes) | BodyEnd    →
 //!                              ← Head, Data…, End | Abort
@@ -28,7 +34,8 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 
-pub const PROTOCOL_VERSION: u8 = 1;
+/// 2: the challenge-response handshake (1 sent the secret itself).
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Largest payload of any frame. A bigger declared length is refused before
 /// anything is allocated.
 pub const MAX_FRAME: usize = 16 << 20;
@@ -40,6 +47,12 @@ pub const MAX_ENVIRON_PAIRS: usize = 4096;
 /// Bytes before the payload: kind and length.
 pub const FRAME_HEADER_LEN: usize = 5;
 pub const SECRET_LEN: usize = 32;
+/// A handshake nonce: fresh random bytes from each side.
+pub const NONCE_LEN: usize = 32;
+/// A handshake proof: an HMAC-SHA256.
+pub const PROOF_LEN: usize = 32;
+/// The largest handshake payload (a Challenge).
+pub const MAX_HANDSHAKE_FRAME: usize = 1 + NONCE_LEN + PROOF_LEN;
 
 // Child → daemon kinds are below 0x10, daemon → child kinds from 0x10, so a
 // frame sent the wrong way is easy to spot in a dump.
@@ -47,6 +60,7 @@ const HELLO: u8 = 0x01;
 const REQUEST: u8 = 0x02;
 const BODY: u8 = 0x03;
 const BODY_END: u8 = 0x04;
+const PROOF: u8 = 0x05;
 const READ: u8 = 0x10;
 const HEAD: u8 = 0x11;
 const DATA: u8 = 0x12;
@@ -54,6 +68,7 @@ const END: u8 = 0x13;
 const ABORT: u8 = 0x14;
 const ERROR: u8 = 0x15;
 const RESTART: u8 = 0x16;
+const CHALLENGE: u8 = 0x17;
 
 /// What the child tells the daemon about one request.
 #[derive(Clone, PartialEq, Eq)]
@@ -76,9 +91,14 @@ pub struct RequestHead {
 
 #[derive(Clone, PartialEq, Eq)]
 pub enum Frame {
-    /// Child → daemon, first on every connection; the daemon drops any
-    /// connection whose secret is not its group's.
-    Hello { version: u8, secret: [u8; SECRET_LEN] },
+    /// Child → daemon, first on every connection: the child's nonce.
+    Hello { version: u8, nonce: [u8; NONCE_LEN] },
+    /// Daemon → child, the answer to Hello: the daemon's nonce and its
+    /// proof that it knows the group's secret.
+    Challenge { version: u8, nonce: [u8; NONCE_LEN], proof: [u8; PROOF_LEN] },
+    /// Child → daemon: the child's proof; the daemon reads no Request
+    /// before it has checked this.
+    Proof { proof: [u8; PROOF_LEN] },
     Request(RequestHead),
     /// Child → daemon: 1..=n body bytes answering `Read(n)`.
     Body(Vec<u8>),
@@ -101,8 +121,9 @@ pub enum Frame {
     Restart,
 }
 
-// Debug output shows shapes, not contents: frames carry the connection
-// secret, cookies and Authorization headers, and may end up in a log line.
+// Debug output shows shapes, not contents: frames carry handshake nonces
+// and proofs, cookies and Authorization headers, and may end up in a log
+// line.
 impl fmt::Debug for RequestHead {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestHead")
@@ -120,7 +141,9 @@ impl fmt::Debug for RequestHead {
 impl fmt::Debug for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Frame::Hello { version, .. } => write!(f, "Hello {{ version: {version}, secret: <redacted> }}"),
+            Frame::Hello { version, .. } => write!(f, "Hello {{ version: {version}, nonce: <redacted> }}"),
+            Frame::Challenge { version, .. } => write!(f, "Challenge {{ version: {version}, nonce: <redacted>, proof: <redacted> }}"),
+            Frame::Proof { .. } => f.write_str("Proof { proof: <redacted> }"),
             Frame::Request(head) => f.debug_tuple("Request").field(head).finish(),
             Frame::Body(data) => write!(f, "Body({} bytes)", data.len()),
             Frame::BodyEnd => f.write_str("BodyEnd"),
@@ -148,11 +171,21 @@ pub struct Limits {
     pub max_head: usize,
     /// Largest `Request` payload.
     pub max_request: usize,
+    /// Largest payload of any kind.
+    pub max_frame: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_head: crate::daemon_options::DEFAULT_HEADER_BUFFER, max_request: MAX_FRAME }
+        Limits { max_head: crate::daemon_options::DEFAULT_HEADER_BUFFER, max_request: MAX_FRAME, max_frame: MAX_FRAME }
+    }
+}
+
+impl Limits {
+    /// Before authentication only handshake frames are read: anything
+    /// larger (a Request, a Data) is refused on its header alone.
+    pub fn handshake() -> Self {
+        Limits { max_head: 0, max_request: 0, max_frame: MAX_HANDSHAKE_FRAME }
     }
 }
 
@@ -225,6 +258,8 @@ fn kind_name(kind: u8) -> &'static str {
         REQUEST => "Request",
         BODY => "Body",
         BODY_END => "BodyEnd",
+        PROOF => "Proof",
+        CHALLENGE => "Challenge",
         READ => "Read",
         HEAD => "Head",
         DATA => "Data",
@@ -239,6 +274,8 @@ fn kind_name(kind: u8) -> &'static str {
 fn kind_of(frame: &Frame) -> u8 {
     match frame {
         Frame::Hello { .. } => HELLO,
+        Frame::Challenge { .. } => CHALLENGE,
+        Frame::Proof { .. } => PROOF,
         Frame::Request(_) => REQUEST,
         Frame::Body(_) => BODY,
         Frame::BodyEnd => BODY_END,
@@ -252,11 +289,20 @@ fn kind_of(frame: &Frame) -> u8 {
     }
 }
 
+impl Frame {
+    /// The frame's kind, for messages ("a Request frame").
+    pub fn kind_name(&self) -> &'static str {
+        kind_name(kind_of(self))
+    }
+}
+
 /// The payload size of `frame` once encoded; a daemon compares a `Head`'s
 /// against the group's header-buffer-size before sending it.
 pub fn payload_len(frame: &Frame) -> usize {
     match frame {
-        Frame::Hello { .. } => 1 + SECRET_LEN,
+        Frame::Hello { .. } => 1 + NONCE_LEN,
+        Frame::Challenge { .. } => 1 + NONCE_LEN + PROOF_LEN,
+        Frame::Proof { .. } => PROOF_LEN,
         Frame::Request(h) => {
             let strings = h.script.len() + h.callable.len() + h.application_group.len();
             3 * 4 + strings + 8 + 1 + 8 + 4 + h.environ.iter().map(|(k, v)| 8 + k.len() + v.len()).sum::<usize>()
@@ -344,10 +390,16 @@ pub fn write_frame<W: Write + ?Sized>(w: &mut W, frame: &Frame) -> io::Result<()
     let mut out = Vec::with_capacity(FRAME_HEADER_LEN + len);
     out.extend_from_slice(&header(kind_of(frame), len));
     match frame {
-        Frame::Hello { version, secret } => {
+        Frame::Hello { version, nonce } => {
             out.push(*version);
-            out.extend_from_slice(secret);
+            out.extend_from_slice(nonce);
         }
+        Frame::Challenge { version, nonce, proof } => {
+            out.push(*version);
+            out.extend_from_slice(nonce);
+            out.extend_from_slice(proof);
+        }
+        Frame::Proof { proof } => out.extend_from_slice(proof),
         Frame::Request(h) => {
             put_blob(&mut out, h.script.as_bytes());
             out.extend_from_slice(&h.script_mtime.to_be_bytes());
@@ -425,30 +477,45 @@ pub fn read_frame<R: Read + ?Sized>(r: &mut R, limits: &Limits) -> Result<Frame,
             Err(e) => return Err(ProtocolError::Io(e)),
         }
     }
-    let kind = head[0];
-    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-    let (min, max) = match kind {
-        HELLO => (1 + SECRET_LEN, 1 + SECRET_LEN),
-        REQUEST => (0, limits.max_request.min(MAX_FRAME)),
-        HEAD => (0, limits.max_head.min(MAX_FRAME)),
-        BODY | DATA => (0, max_payload(kind)),
-        READ => (4, 4),
-        ERROR => (2, 2),
-        BODY_END | END | ABORT | RESTART => (0, 0),
-        _ => return Err(ProtocolError::UnknownKind(kind)),
-    };
-    if len > max {
-        return Err(ProtocolError::Oversize { kind, len, max });
-    }
-    if len < min {
-        return Err(ProtocolError::Malformed(format!("a {} payload of {len} bytes is too short", kind_name(kind))));
-    }
+    let (kind, len) = parse_header(&head, limits)?;
     // Grow with what actually arrives rather than trusting `len` up front.
     let mut payload = Vec::with_capacity(len.min(64 * 1024));
     (&mut *r).take(len as u64).read_to_end(&mut payload).map_err(ProtocolError::Io)?;
     if payload.len() < len {
         return Err(ProtocolError::Truncated);
     }
+    finish_frame(kind, payload)
+}
+
+/// The kind and payload length a header declares, refused (before any of
+/// the payload is read) when the kind is unknown or the length is not one
+/// `limits` allow for it.
+fn parse_header(head: &[u8; FRAME_HEADER_LEN], limits: &Limits) -> Result<(u8, usize), ProtocolError> {
+    let kind = head[0];
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    let (min, max) = match kind {
+        HELLO => (1 + NONCE_LEN, 1 + NONCE_LEN),
+        CHALLENGE => (MAX_HANDSHAKE_FRAME, MAX_HANDSHAKE_FRAME),
+        PROOF => (PROOF_LEN, PROOF_LEN),
+        REQUEST => (0, limits.max_request),
+        HEAD => (0, limits.max_head),
+        BODY | DATA => (0, max_payload(kind)),
+        READ => (4, 4),
+        ERROR => (2, 2),
+        BODY_END | END | ABORT | RESTART => (0, 0),
+        _ => return Err(ProtocolError::UnknownKind(kind)),
+    };
+    let max = max.min(limits.max_frame).min(MAX_FRAME);
+    if len > max {
+        return Err(ProtocolError::Oversize { kind, len, max });
+    }
+    if len < min {
+        return Err(ProtocolError::Malformed(format!("a {} payload of {len} bytes is too short", kind_name(kind))));
+    }
+    Ok((kind, len))
+}
+
+fn finish_frame(kind: u8, payload: Vec<u8>) -> Result<Frame, ProtocolError> {
     let frame = decode(kind, payload)?;
     check(&frame).map_err(ProtocolError::Malformed)?;
     Ok(frame)
@@ -459,6 +526,54 @@ fn max_payload(kind: u8) -> usize {
     match kind {
         BODY | DATA => MAX_DATA,
         _ => MAX_FRAME,
+    }
+}
+
+/// One frame gathered from a non-blocking stream over as many reads as it
+/// takes, never reading past its end. A daemon reads the handshake this
+/// way, so a peer that sends part of a frame and stops holds no thread
+/// while it waits.
+#[derive(Default)]
+pub struct PartialFrame {
+    head: [u8; FRAME_HEADER_LEN],
+    got: usize,
+    /// The kind and length, once the header is complete and allowed.
+    declared: Option<(u8, usize)>,
+    payload: Vec<u8>,
+}
+
+impl PartialFrame {
+    /// Reads what has arrived of the frame: `Ok(None)` when `r` would
+    /// block before the frame is complete (call again when more arrives),
+    /// else the frame. The header is checked against `limits` as soon as
+    /// it is complete, so an oversized frame is refused unread.
+    pub fn read_from<R: Read + ?Sized>(&mut self, r: &mut R, limits: &Limits) -> Result<Option<Frame>, ProtocolError> {
+        let (kind, len) = loop {
+            if let Some(declared) = self.declared {
+                break declared;
+            }
+            match r.read(&mut self.head[self.got..]) {
+                Ok(0) if self.got == 0 => return Err(ProtocolError::Closed),
+                Ok(0) => return Err(ProtocolError::Truncated),
+                Ok(n) => self.got += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ProtocolError::Io(e)),
+            }
+            if self.got == FRAME_HEADER_LEN {
+                self.declared = Some(parse_header(&self.head, limits)?);
+            }
+        };
+        let missing = (len - self.payload.len()) as u64;
+        match (&mut *r).take(missing).read_to_end(&mut self.payload) {
+            // read_to_end keeps what it read before the error.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => return Err(ProtocolError::Io(e)),
+            Ok(_) if self.payload.len() < len => return Err(ProtocolError::Truncated),
+            Ok(_) => {}
+        }
+        let payload = std::mem::take(self).payload;
+        finish_frame(kind, payload).map(Some)
     }
 }
 
@@ -532,7 +647,9 @@ fn decode(kind: u8, payload: Vec<u8>) -> Result<Frame, ProtocolError> {
     }
     let mut p = Payload { rest: &payload, kind };
     let frame = match kind {
-        HELLO => Frame::Hello { version: p.array::<1>()?[0], secret: p.array()? },
+        HELLO => Frame::Hello { version: p.array::<1>()?[0], nonce: p.array()? },
+        CHALLENGE => Frame::Challenge { version: p.array::<1>()?[0], nonce: p.array()?, proof: p.array()? },
+        PROOF => Frame::Proof { proof: p.array()? },
         REQUEST => {
             let script = p.string("the script path")?;
             let script_mtime = p.i64()?;
@@ -613,7 +730,9 @@ mod tests {
 
     fn all_frames() -> Vec<Frame> {
         vec![
-            Frame::Hello { version: PROTOCOL_VERSION, secret: [7; SECRET_LEN] },
+            Frame::Hello { version: PROTOCOL_VERSION, nonce: [7; NONCE_LEN] },
+            Frame::Challenge { version: PROTOCOL_VERSION, nonce: [8; NONCE_LEN], proof: [9; PROOF_LEN] },
+            Frame::Proof { proof: [10; PROOF_LEN] },
             Frame::Request(request()),
             Frame::Request(RequestHead { environ: Vec::new(), ..request() }),
             Frame::Body(b"some body".to_vec()),
@@ -691,19 +810,28 @@ mod tests {
         assert!(matches!(read_frame(&mut cursor, &Limits::default()), Err(ProtocolError::Closed)));
     }
 
-    /// Hands out one byte per read, with an EINTR before each, to show that
-    /// short reads are resumed and the reader stops exactly at frame ends.
+    /// Hands out one byte per read, with a `gap` error before each: EINTR
+    /// to show that short reads are resumed and the reader stops exactly at
+    /// frame ends, WouldBlock for a non-blocking socket whose peer sends
+    /// slowly.
     struct Trickle<'a> {
         bytes: &'a [u8],
         pos: usize,
-        interrupt: bool,
+        gap: io::ErrorKind,
+        gap_next: bool,
+    }
+
+    impl<'a> Trickle<'a> {
+        fn new(bytes: &'a [u8], gap: io::ErrorKind) -> Self {
+            Trickle { bytes, pos: 0, gap, gap_next: false }
+        }
     }
 
     impl Read for Trickle<'_> {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            self.interrupt = !self.interrupt;
-            if self.interrupt {
-                return Err(io::ErrorKind::Interrupted.into());
+            self.gap_next = !self.gap_next;
+            if self.gap_next {
+                return Err(self.gap.into());
             }
             if buf.is_empty() || self.pos == self.bytes.len() {
                 return Ok(0);
@@ -730,7 +858,7 @@ mod tests {
         }
         assert!(matches!(read_frame(&mut cursor, &Limits::default()), Err(ProtocolError::Closed)));
 
-        let mut trickle = Trickle { bytes: &stream, pos: 0, interrupt: false };
+        let mut trickle = Trickle::new(&stream, io::ErrorKind::Interrupted);
         for (frame, end) in frames.iter().zip(&ends) {
             assert_eq!(&read_frame(&mut trickle, &Limits::default()).unwrap(), frame);
             assert_eq!(trickle.pos, *end);
@@ -761,7 +889,7 @@ mod tests {
         assert!(matches!(read(&header(BODY, MAX_DATA + 1)), Err(ProtocolError::Oversize { kind: BODY, max: MAX_DATA, .. })));
         let all = [DATA, 0xff, 0xff, 0xff, 0xff];
         assert!(matches!(read(&all), Err(ProtocolError::Oversize { len: 0xffff_ffff, .. })));
-        let tight = Limits { max_head: 20, max_request: 50 };
+        let tight = Limits { max_head: 20, max_request: 50, max_frame: MAX_FRAME };
         let head_bytes = encode(&head());
         match read_frame(&mut Cursor::new(&head_bytes[..]), &tight) {
             Err(ProtocolError::Oversize { kind: HEAD, max: 20, len }) => assert_eq!(len, payload_len(&head())),
@@ -772,11 +900,77 @@ mod tests {
         assert!(matches!(read(&header(READ, 5)), Err(ProtocolError::Oversize { .. })));
         assert!(matches!(read(&header(END, 1)), Err(ProtocolError::Oversize { .. })));
         assert!(matches!(read(&header(HELLO, 2)), Err(ProtocolError::Malformed(_))));
+        assert!(matches!(read(&header(PROOF, PROOF_LEN + 1)), Err(ProtocolError::Oversize { .. })));
+    }
+
+    #[test]
+    fn handshake_limits_refuse_everything_but_handshake_frames_on_their_header() {
+        let limits = Limits::handshake();
+        for frame in all_frames() {
+            let bytes = encode(&frame);
+            let len = payload_len(&frame);
+            // Frames no larger than a Challenge pass the size check (the
+            // handshake then refuses their kind); requests and heads never do.
+            let small = len <= MAX_HANDSHAKE_FRAME && !matches!(frame, Frame::Request(_) | Frame::Head { .. });
+            // Only the header: a frame that is let through wants its payload.
+            match read_frame(&mut Cursor::new(&bytes[..FRAME_HEADER_LEN]), &limits) {
+                Err(ProtocolError::Truncated) => assert!(small && len > 0, "{frame:?} was let through"),
+                Err(ProtocolError::Oversize { .. }) => assert!(!small, "{frame:?}"),
+                Ok(_) => assert_eq!(len, 0, "{frame:?}"),
+                other => panic!("{frame:?}: {other:?}"),
+            }
+        }
+        // A Request declaring 16 MiB, or 4 GiB, is refused on its header.
+        for len in [MAX_FRAME, u32::MAX as usize] {
+            assert!(matches!(read_frame(&mut Cursor::new(&header(REQUEST, len)[..]), &limits), Err(ProtocolError::Oversize { kind: REQUEST, max: 0, .. })));
+        }
+        assert!(matches!(read_frame(&mut Cursor::new(&header(DATA, 1000)[..]), &limits), Err(ProtocolError::Oversize { max: MAX_HANDSHAKE_FRAME, .. })));
+    }
+
+    #[test]
+    fn partial_frames_resume_and_stop_at_the_frame_end() {
+        let hello = Frame::Hello { version: PROTOCOL_VERSION, nonce: [3; NONCE_LEN] };
+        let proof = Frame::Proof { proof: [4; PROOF_LEN] };
+        let stream = [encode(&hello), encode(&proof), encode(&Frame::Request(request()))].concat();
+        let mut r = Trickle::new(&stream, io::ErrorKind::WouldBlock);
+        let mut partial = PartialFrame::default();
+        let limits = Limits::handshake();
+        let mut next = |r: &mut Trickle| {
+            let mut waits = 0;
+            loop {
+                match partial.read_from(r, &limits) {
+                    Ok(None) => waits += 1,
+                    done => return (done, waits),
+                }
+            }
+        };
+        let (first, waits) = next(&mut r);
+        assert_eq!(first.unwrap(), Some(hello.clone()));
+        assert_eq!((r.pos, waits), (FRAME_HEADER_LEN + payload_len(&hello), r.pos));
+        assert_eq!(next(&mut r).0.unwrap(), Some(proof.clone()));
+        // Nothing of the Request behind it was read...
+        let request_at = r.pos;
+        assert_eq!(request_at, 2 * FRAME_HEADER_LEN + payload_len(&hello) + payload_len(&proof));
+        // ...and under the handshake limits it is refused on its header.
+        let (refused, _) = next(&mut r);
+        assert!(matches!(refused, Err(ProtocolError::Oversize { kind: REQUEST, .. })), "{refused:?}");
+        assert_eq!(r.pos, request_at + FRAME_HEADER_LEN, "read past the header");
+    }
+
+    #[test]
+    fn partial_frame_reports_the_end_of_the_stream() {
+        let limits = Limits::handshake();
+        assert!(matches!(PartialFrame::default().read_from(&mut Cursor::new(&b""[..]), &limits), Err(ProtocolError::Closed)));
+        let hello = encode(&Frame::Hello { version: PROTOCOL_VERSION, nonce: [3; NONCE_LEN] });
+        for cut in [1, FRAME_HEADER_LEN, hello.len() - 1] {
+            let got = PartialFrame::default().read_from(&mut Cursor::new(&hello[..cut]), &limits);
+            assert!(matches!(got, Err(ProtocolError::Truncated)), "{cut}: {got:?}");
+        }
     }
 
     #[test]
     fn unknown_kinds_and_bad_payloads() {
-        for kind in [0x00, 0x05, 0x0f, 0x17, 0xee] {
+        for kind in [0x00, 0x06, 0x0f, 0x18, 0xee] {
             assert!(matches!(read(&header(kind, 0)), Err(ProtocolError::UnknownKind(k)) if k == kind));
         }
         // A payload longer than its contents.
@@ -898,7 +1092,7 @@ mod tests {
         }
         assert!(!read_frame(&mut Failing(io::ErrorKind::WouldBlock), &Limits::default()).unwrap_err().is_disconnect());
         // An oversized or malformed frame is the peer's doing, not a hang-up.
-        let tight = Limits { max_head: 20, max_request: 50 };
+        let tight = Limits { max_head: 20, max_request: 50, max_frame: MAX_FRAME };
         let oversized = read_frame(&mut Cursor::new(&encode(&head())[..]), &tight).unwrap_err();
         assert!(!oversized.is_disconnect(), "{oversized}");
         assert!(!read(&header(0xee, 0)).unwrap_err().is_disconnect());
@@ -907,8 +1101,14 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let hello = format!("{:?}", Frame::Hello { version: 1, secret: [0xab; SECRET_LEN] });
-        assert!(hello.contains("redacted") && !hello.contains("171"), "{hello}");
+        for frame in [
+            Frame::Hello { version: 2, nonce: [0xab; NONCE_LEN] },
+            Frame::Challenge { version: 2, nonce: [0xab; NONCE_LEN], proof: [0xab; PROOF_LEN] },
+            Frame::Proof { proof: [0xab; PROOF_LEN] },
+        ] {
+            let shown = format!("{frame:?}");
+            assert!(shown.contains("redacted") && !shown.contains("171") && !shown.to_lowercase().contains("ab,"), "{shown}");
+        }
         let request = format!("{:?}", Frame::Request(request()));
         assert!(request.contains("HTTP_X_RAW") && !request.contains("GET"), "{request}");
         assert_eq!(format!("{:?}", Frame::Data(vec![0; 3])), "Data(3 bytes)");
@@ -927,7 +1127,7 @@ mod tests {
     #[test]
     fn random_bytes_never_panic() {
         let mut rng = Lcg(0x5eed);
-        let kinds = [HELLO, REQUEST, BODY, BODY_END, READ, HEAD, DATA, END, ABORT, ERROR, RESTART];
+        let kinds = [HELLO, CHALLENGE, PROOF, REQUEST, BODY, BODY_END, READ, HEAD, DATA, END, ABORT, ERROR, RESTART];
         for _ in 0..20_000 {
             let len = rng.next() as usize;
             let mut bytes: Vec<u8> = (0..len).map(|_| rng.next()).collect();

@@ -11,12 +11,15 @@
 //! a body (see docs/daemon-mode.md).
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wsgi_core::protocol::{self, Frame, Limits, ProtocolError, RequestHead, PROTOCOL_VERSION};
+use wsgi_core::deadline::DeadlineReader;
+use wsgi_core::handshake::ChildHandshake;
+use wsgi_core::protocol::{self, Frame, Limits, ProtocolError, RequestHead};
 use wsgi_core::relay::{self, BodyLimit};
 
 use super::conn::{waiting, Waiting};
@@ -58,61 +61,189 @@ fn checkin(g: &RuntimeGroup, conn: UnixStream) {
 }
 
 /// How long a process slot may take to answer a new connection before the
-/// next slot is tried (it is restarting, or all its threads are busy).
+/// next slot is tried as well (it is restarting, or all its threads are
+/// busy). The first connection stays open and whichever daemon answers
+/// first gets the request, so a request leaves at most one unanswered
+/// connection queued per slot.
 const SLOT_PATIENCE: Duration = Duration::from_millis(500);
+/// The pauses before trying again while no slot would take a connection.
+const FIRST_PAUSE: Duration = Duration::from_millis(10);
+const LONGEST_PAUSE: Duration = Duration::from_millis(250);
 
-/// Connects and authenticates, going round the group's process slots and
-/// retrying while daemons are starting or busy, until `deadline`. Only a
-/// daemon's answer to our Hello counts: a socket whose daemon cannot start
-/// still queues connections.
+/// A new connection to one process slot, waiting for its daemon's answer.
+struct Opening {
+    stream: UnixStream,
+    slot: usize,
+    /// Who holds the socket (SO_PEERCRED), for messages.
+    daemon_pid: i32,
+    handshake: ChildHandshake,
+}
+
+/// Why an attempt gave no connection.
+enum Failure {
+    /// Worth trying again: the daemon is starting, restarting or busy.
+    Retry(String),
+    /// Trying again will not help, or must not be done.
+    Fatal(String),
+}
+
+/// Connects and authenticates. Connects never block: they go round the
+/// group's process slots, retrying while none can take a connection (its
+/// listen-backlog is full, its daemon is starting), until `deadline`. Only
+/// a daemon's answer to our Hello counts: a socket whose daemon cannot
+/// start still queues connections. With connect-timeout=0 there is a
+/// single attempt, as in mod_wsgi, whose daemon then has socket-timeout to
+/// answer.
 fn connect(g: &RuntimeGroup, deadline: Instant, timeout: Duration) -> std::io::Result<UnixStream> {
-    let mut pause = Duration::from_millis(10);
+    let single = g.def.spec.connect_timeout.is_zero();
+    let answer_by = if single { Instant::now() + timeout } else { deadline };
+    let slots = g.socket_paths.len();
+    let first = g.next_slot.fetch_add(1, Ordering::Relaxed).wrapping_add(std::process::id() as usize);
+    let mut tried = 0;
+    let mut opening: Vec<Opening> = Vec::new();
+    let mut next_try = Instant::now();
+    let mut pause = FIRST_PAUSE;
+    let mut last = String::from("no daemon process answered");
     loop {
-        let slot = (g.next_slot.fetch_add(1, Ordering::Relaxed) + std::process::id() as usize) % g.socket_paths.len();
-        let patience = if g.socket_paths.len() > 1 { deadline.min(Instant::now() + SLOT_PATIENCE) } else { deadline };
-        let err = match UnixStream::connect(&g.socket_paths[slot]).and_then(|stream| handshake(g, stream, patience)) {
-            Ok(stream) => {
-                stream.set_read_timeout(Some(timeout))?;
-                stream.set_write_timeout(Some(timeout))?;
-                return Ok(stream);
+        let now = Instant::now();
+        if now >= next_try && opening.len() < slots && !(single && tried > 0) {
+            // One round over the slots not already waiting, up to the
+            // first that takes the connection.
+            let mut connected = false;
+            for _ in 0..slots {
+                let slot = (first + tried) % slots;
+                tried += 1;
+                if opening.iter().any(|o| o.slot == slot) {
+                    continue;
+                }
+                match open(g, slot, timeout) {
+                    Ok(o) => {
+                        opening.push(o);
+                        connected = true;
+                        break;
+                    }
+                    Err(Failure::Retry(why)) => last = why,
+                    Err(Failure::Fatal(why)) => return Err(std::io::Error::other(why)),
+                }
+                if single {
+                    break;
+                }
             }
-            Err(e) => e,
-        };
-        // A missing socket file belongs to an earlier generation of Apache,
-        // unless names are stable across restarts (then it is coming back).
-        let gone = err.raw_os_error() == Some(libc::ENOENT) && !g.stable_sockets;
-        // A reset before the daemon answered our Hello (the listener closed
-        // with the connection still queued: its process slot is being
-        // replaced, or Apache is restarting) sent nothing of the request.
-        let retry = !gone
-            && (matches!(err.raw_os_error(), Some(libc::ECONNREFUSED | libc::EAGAIN | libc::ENOENT))
-                || matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe));
-        if !retry || Instant::now() + pause >= deadline {
-            return Err(err);
+            next_try = if connected {
+                pause = FIRST_PAUSE;
+                now + SLOT_PATIENCE
+            } else {
+                let wait = pause;
+                pause = (pause * 2).min(LONGEST_PAUSE);
+                now + wait
+            };
         }
-        if err.kind() != std::io::ErrorKind::WouldBlock {
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(250));
+        let now = Instant::now();
+        if opening.is_empty() {
+            if single || next_try >= deadline {
+                return Err(gave_up(g, single, &last));
+            }
+            std::thread::sleep(next_try - now);
+            continue;
+        }
+        if now >= answer_by {
+            return Err(gave_up(g, single, "no daemon process answered"));
+        }
+        let more_to_try = !single && opening.len() < slots;
+        let until = if more_to_try { next_try.min(answer_by) } else { answer_by };
+        for i in answered(&opening, until - now).into_iter().rev() {
+            // Highest index first: swap_remove only moves later entries.
+            match finish(g, opening.swap_remove(i), answer_by, timeout) {
+                Ok(stream) => return Ok(stream),
+                Err(Failure::Retry(why)) => last = why,
+                Err(Failure::Fatal(why)) => return Err(std::io::Error::other(why)),
+            }
         }
     }
 }
 
-fn handshake(g: &RuntimeGroup, stream: UnixStream, deadline: Instant) -> std::io::Result<UnixStream> {
-    let wait = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(10));
-    stream.set_read_timeout(Some(wait))?;
-    stream.set_write_timeout(Some(wait))?;
-    let mut w = &stream;
-    protocol::write_frame(&mut w, &Frame::Hello { version: PROTOCOL_VERSION, secret: *g.secret.bytes() })?;
-    let mut r = &stream;
-    match protocol::read_frame(&mut r, &Limits::default()) {
-        Ok(Frame::Hello { secret, .. }) if &secret == g.secret.bytes() => Ok(stream),
-        Ok(other) => Err(std::io::Error::other(format!("unexpected answer to Hello: {other:?}"))),
-        Err(e) if e.is_timeout() => Err(std::io::Error::new(std::io::ErrorKind::WouldBlock, "no daemon process answered")),
-        Err(e) if matches!(e, ProtocolError::Closed) || matches!(e.io_kind(), Some(std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe)) => {
-            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, format!("the daemon socket closed before a daemon answered ({e})")))
+fn gave_up(g: &RuntimeGroup, single: bool, why: &str) -> std::io::Error {
+    let how = if single { "in its one attempt (connect-timeout=0)".to_string() } else { format!("within connect-timeout ({}s)", g.def.spec.connect_timeout.as_secs()) };
+    std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no daemon process took the connection {how}: {why}"))
+}
+
+/// Starts a connection to `slot`'s socket without blocking, checks who
+/// holds the socket, and sends Hello.
+fn open(g: &RuntimeGroup, slot: usize, timeout: Duration) -> Result<Opening, Failure> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, UnixAddr};
+    let path = &g.socket_paths[slot];
+    let fatal = |e: &dyn std::fmt::Display| Failure::Fatal(format!("cannot connect to {path}: {e}"));
+    let fd = socket::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None).map_err(|e| fatal(&e))?;
+    let addr = UnixAddr::new(path.as_str()).map_err(|e| fatal(&e))?;
+    match socket::connect(fd.as_raw_fd(), &addr) {
+        Ok(()) => {}
+        // The backlog is full: the process's threads are all busy.
+        Err(Errno::EAGAIN) => return Err(Failure::Retry(format!("the listen-backlog of {path} is full"))),
+        Err(Errno::ECONNREFUSED) => return Err(Failure::Retry(format!("nothing listens on {path}"))),
+        Err(Errno::EINTR) => return Err(Failure::Retry(format!("connecting to {path} was interrupted"))),
+        Err(Errno::ENOENT) if g.stable_sockets => return Err(Failure::Retry(format!("{path} does not exist (yet)"))),
+        Err(Errno::ENOENT) => {
+            return Err(Failure::Fatal(format!(
+                "{path} no longer exists: Apache has restarted since this child started, and the group's daemons listen on new sockets"
+            )))
         }
-        Err(e) => Err(std::io::Error::other(e.to_string())),
+        Err(e) => return Err(fatal(&e)),
     }
+    let stream = UnixStream::from(fd);
+    // Whoever last called listen() on the socket: the daemon, once it runs
+    // as the group's user, and Apache's parent (root, which could read the
+    // secret anyway) before that.
+    let peer = socket::getsockopt(&stream, sockopt::PeerCredentials).map_err(|e| fatal(&e))?;
+    if peer.uid() != g.uid && peer.uid() != 0 {
+        return Err(Failure::Fatal(format!(
+            "refused the daemon socket {path}: it is held by uid {} (pid {}), not by the group's user '{}' (uid {})",
+            peer.uid(),
+            peer.pid(),
+            g.user_name,
+            g.uid
+        )));
+    }
+    stream.set_nonblocking(false).map_err(|e| fatal(&e))?;
+    stream.set_write_timeout(Some(timeout)).map_err(|e| fatal(&e))?;
+    let handshake = ChildHandshake::new(std::process::id()).map_err(|e| fatal(&e))?;
+    protocol::write_frame(&mut &stream, &handshake.hello()).map_err(|e| Failure::Retry(format!("{path}: {e}")))?;
+    Ok(Opening { stream, slot, daemon_pid: peer.pid(), handshake })
+}
+
+/// The indexes of the connections whose daemons answered (or hung up)
+/// within `wait`.
+fn answered(opening: &[Opening], wait: Duration) -> Vec<usize> {
+    use nix::poll::{poll, PollFd, PollFlags};
+    let mut fds: Vec<PollFd> = opening.iter().map(|o| PollFd::new(o.stream.as_fd(), PollFlags::POLLIN)).collect();
+    // Rounded up, so the wait never ends early and spins.
+    let ms = u16::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(u16::MAX);
+    match poll(&mut fds, ms) {
+        Ok(n) if n > 0 => fds.iter().enumerate().filter(|(_, p)| p.revents().is_some_and(|r| !r.is_empty())).map(|(i, _)| i).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Reads the daemon's answer to Hello and checks its proof; only then
+/// sends ours, so the first Request can follow it at once.
+fn finish(g: &RuntimeGroup, o: Opening, answer_by: Instant, timeout: Duration) -> Result<UnixStream, Failure> {
+    let path = &g.socket_paths[o.slot];
+    let answer = match protocol::read_frame(&mut DeadlineReader::new(&o.stream, answer_by), &Limits::handshake()) {
+        Ok(frame) => frame,
+        Err(e) if e.is_timeout() => return Err(Failure::Retry("no daemon process answered".into())),
+        // A daemon drops a new connection it has no room for.
+        Err(ProtocolError::Closed | ProtocolError::Io(_)) => return Err(Failure::Retry(format!("the daemon process on {path} closed the new connection"))),
+        Err(e) => return Err(Failure::Fatal(format!("the daemon process on {path} (pid {}) broke the handshake: {e}", o.daemon_pid))),
+    };
+    let proof = o.handshake.answer(g.secret.bytes(), g.name(), answer).map_err(|e| {
+        Failure::Fatal(format!("refused the process holding {path} (pid {}) as a daemon of the group: {e}; nothing was sent to it", o.daemon_pid))
+    })?;
+    let stream = o.stream;
+    let settle = |e: std::io::Error| Failure::Retry(format!("{path}: {e}"));
+    stream.set_read_timeout(Some(timeout)).map_err(settle)?;
+    stream.set_write_timeout(Some(timeout)).map_err(settle)?;
+    protocol::write_frame(&mut &stream, &proof).map_err(settle)?;
+    Ok(stream)
 }
 
 /// How one attempt at a request ended.
@@ -157,7 +288,7 @@ pub fn run(req: Request, g: &Arc<RuntimeGroup>, head: RequestHead, settings: &Se
             None => match connect(g, deadline, timeout) {
                 Ok(conn) => conn,
                 Err(e) => {
-                    log::request(&req, Level::Err, &format!("cannot connect to daemon process group '{}' within connect-timeout: {e}", g.name()));
+                    log::request(&req, Level::Err, &format!("cannot connect to daemon process group '{}': {e}", g.name()));
                     return sys::HTTP_SERVICE_UNAVAILABLE;
                 }
             },

@@ -1,22 +1,36 @@
 //! One connection from an Apache child as a daemon holds it: the stream,
-//! the buffered reader its frames come through, whether it is
-//! authenticated, registered with epoll, or out of step, and the current
-//! request's response on its way out.
+//! the handshake until the child has proved itself, the buffered reader
+//! its frames then come through (each under a deadline), whether it is
+//! registered with epoll or out of step, and the current request's
+//! response on its way out.
 use std::io::{BufReader, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use wsgi_core::protocol::{self, Frame, Limits};
+use wsgi_core::deadline::DeadlineReader;
+use wsgi_core::handshake::DaemonHandshake;
+use wsgi_core::protocol::{self, Frame, Limits, PartialFrame, ProtocolError, SECRET_LEN};
 
 /// One connection from an Apache child, reused across requests.
 pub struct Connection {
-    pub stream: UnixStream,
-    /// Frames from the child, read through one buffer for the connection's
-    /// life (a Hello and the first Request arrive together).
-    pub(super) reader: Mutex<BufReader<UnixStream>>,
-    pub authenticated: AtomicBool,
+    pub stream: Arc<UnixStream>,
+    /// Frames from the authenticated child, read through one buffer for
+    /// the connection's life.
+    reader: Mutex<BufReader<DeadlineReader<Arc<UnixStream>>>>,
+    /// How long the child may take to send one whole frame (socket-timeout).
+    frame_timeout: Duration,
+    /// The handshake so far, and the frame being gathered for it.
+    opening: Mutex<(DaemonHandshake, PartialFrame)>,
+    authenticated: AtomicBool,
+    /// When it was accepted: the handshake has a deadline from then.
+    pub(super) accepted: Instant,
+    /// The child's pid (SO_PEERCRED), which the handshake's proofs cover.
+    pub(super) peer_pid: u32,
+    /// When it was last parked idle, to close the least recently used.
+    idle_since: Mutex<Instant>,
     /// Whether the socket is in the epoll set (add once, then modify).
     pub registered: AtomicBool,
     /// Set when a write or read failed: the stream is out of step.
@@ -46,6 +60,22 @@ struct Reply {
     closed: bool,
 }
 
+/// Where a connection's handshake stands.
+pub(super) enum Handshake {
+    /// The next frame has not (fully) arrived.
+    Waiting,
+    Authenticated,
+    /// The peer went away.
+    Gone,
+    /// The peer failed the handshake or broke the protocol: why.
+    Refused(String),
+}
+
+/// Locks `m`, also after a panic elsewhere left it poisoned.
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Why a part of the response was not sent.
 #[derive(Debug)]
 pub(super) enum ReplyError {
@@ -58,13 +88,23 @@ pub(super) enum ReplyError {
 }
 
 impl Connection {
-    pub fn new(stream: UnixStream) -> std::io::Result<Self> {
+    pub fn new(stream: UnixStream, peer_pid: u32, frame_timeout: Duration) -> std::io::Result<Self> {
+        // Until the child is authenticated its frames are gathered without
+        // blocking, so a peer that sends part of one holds no thread.
+        stream.set_nonblocking(true)?;
+        let stream = Arc::new(stream);
+        let now = Instant::now();
         // Small: request frames are small, and a large Body bypasses it.
-        let reader = Mutex::new(BufReader::with_capacity(8 * 1024, stream.try_clone()?));
+        let reader = Mutex::new(BufReader::with_capacity(8 * 1024, DeadlineReader::new(stream.clone(), now)));
         Ok(Connection {
             stream,
             reader,
+            frame_timeout,
+            opening: Mutex::new(Default::default()),
             authenticated: AtomicBool::new(false),
+            accepted: now,
+            peer_pid,
+            idle_since: Mutex::new(now),
             registered: AtomicBool::new(false),
             broken: AtomicBool::new(false),
             reply: Mutex::new(Reply::default()),
@@ -72,13 +112,62 @@ impl Connection {
         })
     }
 
-    /// Reads the next frame from the child.
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated.load(Ordering::SeqCst)
+    }
+
+    /// Reads the handshake frames that have arrived, byte-exact (the
+    /// child's first Request may follow its proof at once), and answers
+    /// them. Only handshake frames are accepted: anything larger is refused
+    /// on its header.
+    pub(super) fn continue_handshake(&self, secret: &[u8; SECRET_LEN], group: &str) -> Handshake {
+        let mut opening = lock(&self.opening);
+        let (handshake, partial) = &mut *opening;
+        loop {
+            let frame = match partial.read_from(&mut &*self.stream, &Limits::handshake()) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Handshake::Waiting,
+                Err(ProtocolError::Closed | ProtocolError::Truncated | ProtocolError::Io(_)) => return Handshake::Gone,
+                Err(e) => return Handshake::Refused(format!("{e} before authenticating")),
+            };
+            match handshake.step(secret, group, self.peer_pid, frame) {
+                Ok(Some(answer)) => {
+                    if self.send(&answer).is_err() {
+                        return Handshake::Gone;
+                    }
+                }
+                Ok(None) => {
+                    // From now on frames are read blocking, each under
+                    // socket-timeout.
+                    if self.stream.set_nonblocking(false).is_err() {
+                        return Handshake::Gone;
+                    }
+                    self.authenticated.store(true, Ordering::SeqCst);
+                    return Handshake::Authenticated;
+                }
+                Err(e) => return Handshake::Refused(e.to_string()),
+            }
+        }
+    }
+
+    /// Reads the next frame from the authenticated child; the whole frame
+    /// must arrive within socket-timeout.
     pub fn read_frame(&self, limits: &Limits) -> Result<Frame, protocol::ProtocolError> {
-        let read = protocol::read_frame(&mut *self.reader.lock().unwrap_or_else(|e| e.into_inner()), limits);
+        let mut reader = lock(&self.reader);
+        reader.get_mut().set_deadline(Instant::now() + self.frame_timeout);
+        let read = protocol::read_frame(&mut *reader, limits);
         if read.is_err() {
             self.broken.store(true, Ordering::SeqCst);
         }
         read
+    }
+
+    pub(super) fn mark_idle(&self) {
+        *lock(&self.idle_since) = Instant::now();
+    }
+
+    pub(super) fn idle_since(&self) -> Instant {
+        *lock(&self.idle_since)
     }
 
     pub fn is_broken(&self) -> bool {
@@ -88,8 +177,8 @@ impl Connection {
     /// Writes whole frames (`encoded`, then `data` as Data frames if any);
     /// a failure marks the connection broken.
     pub(super) fn send_raw(&self, encoded: &[u8], data: Option<&[u8]>) -> std::io::Result<()> {
-        let _whole = self.writing.lock().unwrap_or_else(|e| e.into_inner());
-        let mut w = &self.stream;
+        let _whole = lock(&self.writing);
+        let mut w: &UnixStream = &self.stream;
         let mut sent = w.write_all(encoded);
         if let (Ok(()), Some(data)) = (&sent, data) {
             sent = protocol::write_data(&mut w, data);
@@ -107,7 +196,7 @@ impl Connection {
     }
 
     fn reply(&self) -> MutexGuard<'_, Reply> {
-        self.reply.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.reply)
     }
 
     /// A new request: nothing of its response is out yet.
@@ -252,8 +341,8 @@ impl Connection {
     /// it elsewhere); otherwise the child's next look finds the end.
     pub(super) fn turn_away(&self) {
         let _ = self.stream.shutdown(Shutdown::Read);
-        let buffered = !self.reader.lock().unwrap_or_else(|e| e.into_inner()).buffer().is_empty();
-        if self.authenticated.load(Ordering::SeqCst) && (buffered || waiting(&self.stream) == Waiting::Bytes) {
+        let buffered = !lock(&self.reader).buffer().is_empty();
+        if self.is_authenticated() && (buffered || waiting(&self.stream) == Waiting::Bytes) {
             let _ = self.send(&Frame::Restart);
         }
         let _ = self.stream.shutdown(Shutdown::Both);

@@ -21,6 +21,7 @@ use super::conn::Connection;
 use super::group::{self, RuntimeGroup};
 use super::identity::{apply_process_settings, take_identity};
 use super::lifecycle::{Slot, State, Stop};
+use super::workers::{claim_listener, Admission};
 use crate::config::GlobalSettings;
 use crate::ffi::log::{Level, LogTarget};
 use crate::ffi::process as os;
@@ -61,7 +62,7 @@ pub(super) struct Daemon {
     /// Idle connections, parked in the epoll set, by file descriptor.
     pub(super) idle: Mutex<HashMap<RawFd, Arc<Connection>>>,
     pub(super) limits: Limits,
-    pub(super) socket_timeout: Option<Duration>,
+    pub(super) socket_timeout: Duration,
     pub(super) apache_uid: u32,
     pub(super) started: Instant,
     pub(super) state: Mutex<State>,
@@ -77,6 +78,7 @@ pub(super) struct Daemon {
     pub(super) load_failing_since: Mutex<Option<Instant>>,
     /// When the GIL was last taken by the deadlock watcher.
     pub(super) gil_taken: Mutex<Instant>,
+    pub(super) admission: Admission,
 }
 
 pub(super) const LISTENER: u64 = u64::MAX;
@@ -102,6 +104,9 @@ pub fn run(group: usize, listener: UnixListener, ready: OwnedFd, settings: &Glob
     let _ = os::ignore_signal(Signal::SIGINT);
 
     if let Err(msg) = take_identity(&g) {
+        startup_failed(server, &format!("daemon process for group '{}' not started: {msg}", g.name()));
+    }
+    if let Err(msg) = claim_listener(&listener, spec.listen_backlog) {
         startup_failed(server, &format!("daemon process for group '{}' not started: {msg}", g.name()));
     }
     // Set after the identity change, which clears it; then make sure the
@@ -189,8 +194,9 @@ impl Daemon {
         Ok(Daemon {
             server: group.def.server,
             limits: Limits { max_head: spec.header_buffer_size, ..Limits::default() },
-            socket_timeout: spec.socket_timeout.or(Some(server::request_timeout(group.def.server))),
+            socket_timeout: spec.socket_timeout.unwrap_or_else(|| server::request_timeout(group.def.server)),
             slots: (0..spec.threads).map(|_| Slot::default()).collect(),
+            admission: Admission::new(spec.threads as usize),
             group,
             epoll,
             listener,

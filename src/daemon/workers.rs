@@ -1,17 +1,21 @@
 //! A daemon's worker threads: they all wait on one epoll set holding the
 //! group's listening socket and every idle pooled connection, take a
 //! connection when it has a frame, and run its request in Python.
+//!
+//! Until a connection has completed the handshake it costs no thread: its
+//! frames are gathered without blocking, it must finish within
+//! `HANDSHAKE_DEADLINE`, and only `MAX_UNAUTHENTICATED` may wait at once.
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::os::unix::net::UnixStream;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Instant;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use pyo3::types::PyDictMethods;
-use wsgi_core::protocol::{Frame, RequestHead, PROTOCOL_VERSION};
+use wsgi_core::protocol::{Frame, RequestHead};
 
-use super::conn::Connection;
+use super::conn::{lock, Connection, Handshake};
 use super::lifecycle::Stop;
 use super::process::{log, now_us, Daemon, LISTENER, WAKE};
 use super::transport::SocketTransport;
@@ -28,10 +32,68 @@ enum After {
     Reload,
 }
 
+/// How long a new connection has to complete the handshake.
+const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(2);
+/// How many connections may wait to complete the handshake at once; a new
+/// one beyond that closes the oldest.
+const MAX_UNAUTHENTICATED: usize = 32;
+/// How long accepting stops after running out of file descriptors.
+const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+/// How often a worker looks for overdue handshakes and a pause that ended.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(250);
+/// After a refused peer is logged, further refusals within this time are
+/// logged at debug level only.
+const REFUSALS_QUIET: Duration = Duration::from_secs(60);
+
+/// The state of taking new connections.
+pub(super) struct Admission {
+    /// The most connections the process keeps, in use or idle; a new one
+    /// beyond that closes the least recently used idle one.
+    max_connections: usize,
+    /// Until when accepting is paused for lack of file descriptors.
+    paused_until: Mutex<Option<Instant>>,
+    /// Whether the shortage was logged (once until an accept succeeds).
+    short_of_fds: AtomicBool,
+    next_housekeeping: Mutex<Instant>,
+    /// When a refusal was last logged as a warning, and how many went to
+    /// debug level since.
+    refusals: Mutex<(Option<Instant>, usize)>,
+}
+
+impl Admission {
+    pub(super) fn new(threads: usize) -> Admission {
+        use nix::sys::resource::{getrlimit, Resource};
+        // One descriptor per connection; leave half of them to the application.
+        let fds = getrlimit(Resource::RLIMIT_NOFILE).map(|(soft, _)| soft).unwrap_or(1024);
+        let max_connections = usize::try_from(fds / 2).unwrap_or(usize::MAX).max(threads + MAX_UNAUTHENTICATED);
+        Admission {
+            max_connections,
+            paused_until: Mutex::new(None),
+            short_of_fds: AtomicBool::new(false),
+            next_housekeeping: Mutex::new(Instant::now()),
+            refusals: Mutex::new((None, 0)),
+        }
+    }
+}
+
+/// Listens again on the group's socket, now as the group's user. A
+/// client's SO_PEERCRED names whoever last called listen() on the socket
+/// (until now Apache's parent, as root), and Apache's children check that
+/// it is the group's user.
+pub(super) fn claim_listener(listener: &UnixListener, backlog: u32) -> Result<(), String> {
+    let backlog = nix::sys::socket::Backlog::new(backlog.min(i32::MAX as u32) as i32).map_err(|e| format!("listen-backlog: {e}"))?;
+    nix::sys::socket::listen(listener, backlog).map_err(|e| format!("cannot listen on the group's socket as its user: {e}"))
+}
+
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
+
 impl Daemon {
     pub(super) fn worker(&self, slot: usize) {
         let mut events = [EpollEvent::empty(); 4];
         while !self.stopping.load(Ordering::SeqCst) {
+            self.housekeeping();
             let n = match self.epoll.wait(&mut events[..1], 1000u16) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -61,13 +123,124 @@ impl Daemon {
     /// workers is free to wait, and one at a time, so that the group's
     /// processes share new connections.
     fn accept_one(&self) {
-        if let Ok((stream, _)) = self.listener.accept() {
-            if let Some(conn) = self.admit(stream) {
-                self.park(Arc::new(conn));
+        match self.listener.accept() {
+            Ok((stream, _)) => {
+                self.admission.short_of_fds.store(false, Ordering::SeqCst);
+                if let Some(conn) = self.admit(stream) {
+                    self.make_room();
+                    self.park(Arc::new(conn));
+                }
             }
+            // The connection stays queued and the listener readable:
+            // re-arming now would spin. Housekeeping re-arms it later.
+            Err(e) if out_of_descriptors(&e) => return self.pause_accepting(&e),
+            Err(_) => {}
         }
+        self.arm_listener();
+    }
+
+    fn arm_listener(&self) {
         if !self.draining() {
             let _ = self.epoll.modify(&self.listener, &mut EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, LISTENER));
+        }
+    }
+
+    fn pause_accepting(&self, e: &std::io::Error) {
+        *lock(&self.admission.paused_until) = Some(Instant::now() + ACCEPT_PAUSE);
+        if !self.admission.short_of_fds.swap(true, Ordering::SeqCst) {
+            log(self.server, Level::Err, &format!("daemon process {} of group '{}' cannot accept connections: {e}; retrying every {}s (logged once until it recovers)", std::process::id(), self.group.name(), ACCEPT_PAUSE.as_secs()));
+        }
+    }
+
+    /// Closes connections that did not complete the handshake in time, and
+    /// resumes accepting after a pause; run by whichever worker comes by.
+    fn housekeeping(&self) {
+        let now = Instant::now();
+        {
+            let mut next = lock(&self.admission.next_housekeeping);
+            if now < *next {
+                return;
+            }
+            *next = now + HOUSEKEEPING_EVERY;
+        }
+        let mut overdue = Vec::new();
+        lock(&self.idle).retain(|_, c| {
+            let keep = c.is_authenticated() || now - c.accepted <= HANDSHAKE_DEADLINE;
+            if !keep {
+                overdue.push(c.clone());
+            }
+            keep
+        });
+        if !overdue.is_empty() {
+            log(self.server, Level::Debug, &format!("closed {} connection(s) to group '{}' that did not complete the handshake within {}s", overdue.len(), self.group.name(), HANDSHAKE_DEADLINE.as_secs()));
+        }
+        let resume = {
+            let mut paused = lock(&self.admission.paused_until);
+            let over = paused.is_some_and(|until| now >= until);
+            if over {
+                *paused = None;
+            }
+            over
+        };
+        if resume {
+            self.arm_listener();
+        }
+    }
+
+    /// Keeps a new connection within the caps: the oldest connection still
+    /// in its handshake goes when too many are, and the least recently used
+    /// idle one when the process has too many in all.
+    fn make_room(&self) {
+        let mut idle = lock(&self.idle);
+        let mut closing = Vec::new();
+        let waiting = idle.values().filter(|c| !c.is_authenticated()).count();
+        if waiting >= MAX_UNAUTHENTICATED {
+            let oldest = idle.iter().filter(|(_, c)| !c.is_authenticated()).min_by_key(|(_, c)| c.accepted).map(|(fd, _)| *fd);
+            closing.extend(oldest.and_then(|fd| idle.remove(&fd)));
+        }
+        if idle.len() + self.spec().threads as usize >= self.admission.max_connections {
+            let least_used = idle.iter().min_by_key(|(_, c)| c.idle_since()).map(|(fd, _)| *fd);
+            closing.extend(least_used.and_then(|fd| idle.remove(&fd)));
+        }
+        drop(idle);
+        if !closing.is_empty() {
+            log(self.server, Level::Debug, &format!("group '{}' has too many connections; closed {} to make room", self.group.name(), closing.len()));
+        }
+    }
+
+    /// Logs a refused peer: as a warning, then at debug level for a while,
+    /// so a peer that keeps trying cannot flood the log.
+    fn refused(&self, msg: &str) {
+        let now = Instant::now();
+        let mut refusals = lock(&self.admission.refusals);
+        let (last_warned, quiet) = &mut *refusals;
+        if last_warned.is_some_and(|at| now - at < REFUSALS_QUIET) {
+            *quiet += 1;
+            drop(refusals);
+            log(self.server, Level::Debug, msg);
+            return;
+        }
+        let since = if *quiet > 0 { format!("; {quiet} more were logged at debug level before this one") } else { String::new() };
+        *last_warned = Some(now);
+        *quiet = 0;
+        drop(refusals);
+        log(self.server, Level::Warning, &format!("{msg}{since} (refusals in the next {}s are logged at debug level)", REFUSALS_QUIET.as_secs()));
+    }
+
+    /// Advances a new connection's handshake with what has arrived. The
+    /// daemon's answer to Hello also tells the child that a live daemon of
+    /// the group took the connection, not just the socket's backlog.
+    fn continue_handshake(&self, conn: &Connection) -> After {
+        match conn.continue_handshake(self.group.secret.bytes(), self.group.name()) {
+            // Parked: a Request already sent behind the proof wakes a
+            // worker at once.
+            Handshake::Authenticated => After::Keep,
+            Handshake::Waiting if conn.accepted.elapsed() <= HANDSHAKE_DEADLINE => After::Keep,
+            Handshake::Waiting | Handshake::Gone => After::Close,
+            Handshake::Refused(why) => {
+                self.refused(&format!("refused a connection to group '{}' from pid {}: it did not authenticate: {why}", self.group.name(), conn.peer_pid));
+                After::Close
+            }
         }
     }
 
@@ -75,12 +248,12 @@ impl Daemon {
     fn admit(&self, stream: UnixStream) -> Option<Connection> {
         let peer = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials).ok()?;
         if peer.uid() != self.apache_uid && peer.uid() != 0 {
-            log(self.server, Level::Err, &format!("refused a connection to group '{}' from uid {} (pid {}): only Apache's user may connect", self.group.name(), peer.uid(), peer.pid()));
+            self.refused(&format!("refused a connection to group '{}' from uid {} (pid {}): only Apache's user may connect", self.group.name(), peer.uid(), peer.pid()));
             return None;
         }
-        stream.set_read_timeout(self.socket_timeout).ok()?;
-        stream.set_write_timeout(self.socket_timeout).ok()?;
-        Connection::new(stream).ok()
+        let timeout = self.socket_timeout.max(Duration::from_millis(1));
+        stream.set_write_timeout(Some(timeout)).ok()?;
+        Connection::new(stream, peer.pid() as u32, timeout).ok()
     }
 
     /// The process is stopping: no worker reads the idle connections again.
@@ -92,6 +265,7 @@ impl Daemon {
     fn park(&self, conn: Arc<Connection>) {
         let fd = conn.stream.as_raw_fd();
         let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT | EpollFlags::EPOLLRDHUP, fd as u64);
+        conn.mark_idle();
         {
             // `stopping` is set before the workers are woken to turn the
             // idle connections away; checked under the lock, no connection
@@ -117,26 +291,10 @@ impl Daemon {
     }
 
     fn serve_connection(&self, slot: usize, conn: &Arc<Connection>) -> After {
-        let frame = conn.read_frame(&self.limits);
-        if !conn.authenticated.load(Ordering::SeqCst) {
-            return match frame {
-                Ok(Frame::Hello { version, secret }) if version == PROTOCOL_VERSION && constant_time_eq(&secret, self.group.secret.bytes()) => {
-                    conn.authenticated.store(true, Ordering::SeqCst);
-                    // The answer tells the child a live daemon of the group
-                    // took the connection (not just the socket's backlog).
-                    match conn.send(&Frame::Hello { version: PROTOCOL_VERSION, secret: *self.group.secret.bytes() }) {
-                        Ok(()) => After::Keep,
-                        Err(_) => After::Close,
-                    }
-                }
-                Ok(_) => {
-                    log(self.server, Level::Err, &format!("refused a connection to group '{}': it did not authenticate", self.group.name()));
-                    After::Close
-                }
-                Err(_) => After::Close,
-            };
+        if !conn.is_authenticated() {
+            return self.continue_handshake(conn);
         }
-        match frame {
+        match conn.read_frame(&self.limits) {
             Ok(Frame::Request(head)) => self.serve_request(slot, conn, head),
             Ok(other) => {
                 log(self.server, Level::Err, &format!("protocol error on a connection to group '{}': unexpected {other:?}", self.group.name()));
@@ -236,8 +394,5 @@ impl Daemon {
             after
         }
     }
-}
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

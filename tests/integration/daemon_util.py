@@ -272,7 +272,9 @@ def stream_get(apache, path, host='127.0.0.1', timeout=30.0):
 # The daemon socket and its protocol (core/src/protocol.rs)
 # --------------------------------------------------------------------------
 
-HELLO, REQUEST = 0x01, 0x02
+HELLO, REQUEST, PROOF, CHALLENGE = 0x01, 0x02, 0x05, 0x17
+PROTOCOL_VERSION = 2
+NONCE_LEN = PROOF_LEN = 32
 
 
 def daemon_sockets(apache):
@@ -284,8 +286,34 @@ def frame(kind, payload):
     return struct.pack('>BI', kind, len(payload)) + payload
 
 
-def hello_frame(secret, version=1):
-    return frame(HELLO, bytes([version]) + secret)
+def hello_frame(nonce=None, version=PROTOCOL_VERSION):
+    """The child's first frame: a version and a nonce (random if None)."""
+    return frame(HELLO, bytes([version]) + (os.urandom(NONCE_LEN) if nonce is None else nonce))
+
+
+def proof_frame(proof=None):
+    """A Proof frame (random, so wrong, if None)."""
+    return frame(PROOF, os.urandom(PROOF_LEN) if proof is None else proof)
+
+
+def split_frames(data):
+    """[(kind, payload)] of the whole frames at the start of data, and the
+    bytes left after them."""
+    frames = []
+    while len(data) >= 5:
+        kind, n = struct.unpack('>BI', data[:5])
+        if len(data) < 5 + n:
+            break
+        frames.append((kind, data[5:5 + n]))
+        data = data[5 + n:]
+    return frames, data
+
+
+def is_challenge(data):
+    """Whether data is exactly one daemon Challenge frame of this protocol."""
+    frames, rest = split_frames(data)
+    return (rest == b'' and len(frames) == 1 and frames[0][0] == CHALLENGE
+            and len(frames[0][1]) == 1 + NONCE_LEN + PROOF_LEN and frames[0][1][0] == PROTOCOL_VERSION)
 
 
 def _blob(b):

@@ -1,7 +1,8 @@
 """Who may talk to a daemon: the socket is 0700 and owned by Apache's
 User, a peer with another uid is refused (SO_PEERCRED) even when the file
 mode would let it in, and a peer that is allowed to connect must still
-present the group's secret before any request is run."""
+prove it knows the group's secret before any request is run (the
+handshake itself is tested in test_daemon_handshake.py)."""
 import os
 import socket
 import stat
@@ -25,7 +26,8 @@ WSGIScriptAlias /marker2 {apps}/daemon/marker.wsgi process-group=sec2
 
 @pytest.fixture(scope='module')
 def server():
-    with du.running(CONFIG, 'dsec', {'sec': 1, 'sec2': 1}) as a:
+    # Refusals after the first are logged at debug level.
+    with du.running(CONFIG, 'dsec', {'sec': 1, 'sec2': 1}, loglevel='debug') as a:
         yield a
 
 
@@ -98,12 +100,16 @@ except socket.timeout:
 """
 
 
-def attack_payload(server):
-    """A Hello with a made-up secret followed by a well-formed request for
-    marker.wsgi, which records every call it gets."""
+def forged_request(server):
+    """A well-formed request for marker.wsgi, which records every call it
+    gets."""
     script = os.path.join(server.apps, 'daemon', 'marker.wsgi')
-    env = du.minimal_environ(script, '/forged')
-    return du.hello_frame(b'\x00' * 32) + du.request_frame(script, env)
+    return du.request_frame(script, du.minimal_environ(script, '/forged'))
+
+
+def attack_payload(server):
+    """A Hello, a made-up proof, and a request."""
+    return du.hello_frame() + du.proof_frame() + forged_request(server)
 
 
 def test_other_uid_cannot_connect_mode_0700(server):
@@ -144,6 +150,7 @@ def test_wrong_secret_closed_and_app_not_called(server, who):
     before = marker_calls(server)
     offset = server.log_size()
     payload = attack_payload(server)
+    # All the peer gets is the daemon's Challenge (the answer to Hello).
     if who == 'root':
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -152,34 +159,36 @@ def test_wrong_secret_closed_and_app_not_called(server, who):
             data, how = du.recv_until_closed(s, timeout=5)
         finally:
             s.close()
-        assert data == b'' and how in ('eof', 'reset'), (data, how)
+        assert du.is_challenge(data) and how in ('eof', 'reset'), (data, how)
     else:
-        # Apache's own user passes the uid check; only the secret stops it.
+        # Apache's own user passes the uid check; only the proof stops it.
         code, out = du.run_as(WWW_UID, WWW_GID, CONNECT_AS % (path, payload.hex()))
         assert code == 0, out
         lines = out.split()
-        assert lines[0] == 'CONNECTED' and lines[1] in ('EOF', 'RESET') and lines[2] == '0', out
-    text = server.wait_for_log("refused a connection to group 'sec': it did not authenticate",
+        assert lines[0] == 'CONNECTED' and lines[1] in ('EOF', 'RESET') and lines[2] == '70', out
+    text = server.wait_for_log("refused a connection to group 'sec' from pid",
                                offset, timeout=5)
     assert text is not None, server.log_since(offset)
+    assert 'its proof does not match the group' in text, text
     time.sleep(0.3)
     assert marker_calls(server) == before
 
 
-def test_secret_of_another_group_is_refused(server):
-    """The daemons of one group cannot be driven with any other secret;
-    here a Hello frame of the right shape with a wrong version byte."""
+def test_other_protocol_version_is_refused(server):
+    """A Hello of the right shape with another version byte (the previous
+    protocol's) gets nothing back, and the request after it is not run."""
     path = sockets(server)[0]
     offset = server.log_size()
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.connect(path)
-        s.sendall(du.hello_frame(b'\xff' * 32, version=2) + attack_payload(server)[38:])
+        s.sendall(du.hello_frame(b'\xff' * 32, version=1) + forged_request(server))
         data, how = du.recv_until_closed(s, timeout=5)
     finally:
         s.close()
     assert data == b'' and how in ('eof', 'reset'), (data, how)
-    assert server.wait_for_log('did not authenticate', offset, timeout=5) is not None
+    text = server.wait_for_log('did not authenticate: it speaks protocol version 1', offset, timeout=5)
+    assert text is not None, server.log_since(offset)
     time.sleep(0.2)
     assert all('/forged' not in line for line in marker_calls(server))
 
