@@ -77,6 +77,14 @@ struct Opening {
     /// Who holds the socket (SO_PEERCRED), for messages.
     daemon_pid: i32,
     handshake: ChildHandshake,
+    /// The socket file connected to, to notice when a restart replaces it.
+    socket_file: Option<(u64, u64)>,
+}
+
+/// A socket file's device and inode.
+fn file_id(path: &str) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// Why an attempt gave no connection.
@@ -129,14 +137,7 @@ fn connect(g: &RuntimeGroup, deadline: Instant, timeout: Duration) -> std::io::R
                     break;
                 }
             }
-            next_try = if connected {
-                pause = FIRST_PAUSE;
-                now + SLOT_PATIENCE
-            } else {
-                let wait = pause;
-                pause = (pause * 2).min(LONGEST_PAUSE);
-                now + wait
-            };
+            next_try = now + if connected { SLOT_PATIENCE } else { backoff(&mut pause) };
         }
         let now = Instant::now();
         if opening.is_empty() {
@@ -151,15 +152,39 @@ fn connect(g: &RuntimeGroup, deadline: Instant, timeout: Duration) -> std::io::R
         }
         let more_to_try = !single && opening.len() < slots;
         let until = if more_to_try { next_try.min(answer_by) } else { answer_by };
-        for i in answered(&opening, until - now).into_iter().rev() {
+        // Wake now and then to look for replaced sockets (below).
+        let mut lost = false;
+        for i in answered(&opening, until.min(now + SLOT_PATIENCE) - now).into_iter().rev() {
             // Highest index first: swap_remove only moves later entries.
             match finish(g, opening.swap_remove(i), answer_by, timeout) {
                 Ok(stream) => return Ok(stream),
-                Err(Failure::Retry(why)) => last = why,
+                Err(Failure::Retry(why)) => {
+                    last = why;
+                    lost = true;
+                }
                 Err(Failure::Fatal(why)) => return Err(std::io::Error::other(why)),
             }
         }
+        // A restart puts new sockets at the paths; a connection queued at
+        // the old one would only wait for a daemon that is going away.
+        let waiting = opening.len();
+        opening.retain(|o| file_id(&g.socket_paths[o.slot]) == o.socket_file);
+        if opening.len() < waiting {
+            last = "Apache restarted and replaced the group's sockets".into();
+            lost = true;
+        }
+        // Connect again to a slot that lost its connection, soon.
+        if lost {
+            next_try = next_try.min(Instant::now() + backoff(&mut pause));
+        }
     }
+}
+
+/// The next pause before trying again, growing up to LONGEST_PAUSE.
+fn backoff(pause: &mut Duration) -> Duration {
+    let wait = *pause;
+    *pause = (wait * 2).min(LONGEST_PAUSE);
+    wait
 }
 
 fn gave_up(g: &RuntimeGroup, single: bool, why: &str) -> std::io::Error {
@@ -190,6 +215,7 @@ fn open(g: &RuntimeGroup, slot: usize, timeout: Duration) -> Result<Opening, Fai
         }
         Err(e) => return Err(fatal(&e)),
     }
+    let socket_file = file_id(path);
     let stream = UnixStream::from(fd);
     // Whoever last called listen() on the socket: the daemon, once it runs
     // as the group's user, and Apache's parent (root, which could read the
@@ -208,7 +234,7 @@ fn open(g: &RuntimeGroup, slot: usize, timeout: Duration) -> Result<Opening, Fai
     stream.set_write_timeout(Some(timeout)).map_err(|e| fatal(&e))?;
     let handshake = ChildHandshake::new(std::process::id()).map_err(|e| fatal(&e))?;
     protocol::write_frame(&mut &stream, &handshake.hello()).map_err(|e| Failure::Retry(format!("{path}: {e}")))?;
-    Ok(Opening { stream, slot, daemon_pid: peer.pid(), handshake })
+    Ok(Opening { stream, slot, daemon_pid: peer.pid(), handshake, socket_file })
 }
 
 /// The indexes of the connections whose daemons answered (or hung up)

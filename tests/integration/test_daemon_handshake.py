@@ -579,9 +579,14 @@ def test_a_busy_group_is_not_flooded_with_abandoned_connections(server):
 
 def queued_connections(server, name):
     """How many connections wait in the accept queues of the group's
-    sockets. ss shows a listening socket by the name it was bound to (the
-    staging name) and its accept queue as Recv-Q."""
-    names = {group_socket(server, name, slot) + '.new' for slot in (0, 1)}
+    sockets."""
+    return queued_at({group_socket(server, name, slot) + '.new' for slot in (0, 1)})
+
+
+def queued_at(names):
+    """How many connections wait in the accept queues of the sockets bound
+    as ``names``. ss shows a listening socket by the name it was bound to
+    (the staging name) and its accept queue as Recv-Q."""
     queued = 0
     for line in subprocess.run(['ss', '-xlH'], stdout=subprocess.PIPE, check=True).stdout.decode().splitlines():
         fields = line.split()
@@ -604,3 +609,33 @@ def test_a_removed_socket_fails_at_once_and_says_why(server):
     assert status == 503 and took < 5, (status, took)
     log = server.log_since(offset)
     assert 'no longer exists' in log and 'within connect-timeout' not in log, log
+
+
+RESTART_CONFIG = r"""
+WSGISocketRotation Off
+WSGIDaemonProcess again processes=1 threads=1 connect-timeout=10 display-name=%{GROUP}
+WSGIScriptAlias /again {apps}/daemon/info.wsgi process-group=again
+"""
+
+
+def test_a_request_waiting_when_a_restart_replaces_the_socket_reaches_the_new_daemon():
+    """With WSGISocketRotation Off a graceful restart puts a new socket at
+    the same path. A request queued at the old socket (its daemon busy)
+    connects again to the new one instead of waiting out connect-timeout
+    for a daemon that is going away."""
+    with du.running(RESTART_CONFIG, 'dhs-again', {'again': 1}) as server:
+        (old,) = du.daemon_pids(server, 'again')
+        (path,) = glob.glob(os.path.join(server.run_dir, 'wsgi.*.u*.0.0.sock'))
+        offset = server.log_size()
+        blocker = start_blocked(server, '/again?sleep=30&log=again-started', 'again-started', offset)
+        result = []
+        waiter = threading.Thread(target=lambda: result.append(du.try_get(server, '/again', timeout=30)))
+        waiter.start()
+        # Wait until it is queued at the old socket.
+        old_name = path + '.new'
+        assert du.wait_for(lambda: queued_at([old_name]) >= 1, 10)
+        server.graceful()
+        waiter.join(30)
+        (status, data, took), = result
+        assert status == 200 and data['pid'] != old, (status, data, old, server.log_since(offset))
+        blocker.join(30)
