@@ -29,8 +29,9 @@ use crate::ffi::log::{self, Level};
 use crate::ffi::request::{Brigade, Request};
 use crate::ffi::sys;
 
-/// Idle connections by group, reused across requests in this child.
-static POOL: Mutex<Option<HashMap<String, Vec<UnixStream>>>> = Mutex::new(None);
+/// Idle connections by group and process slot, reused across requests in
+/// this child.
+static POOL: Mutex<Option<HashMap<String, Vec<Vec<UnixStream>>>>> = Mutex::new(None);
 /// Idle connections kept per group and child.
 const MAX_IDLE: usize = 32;
 /// How much of the body one `Read` may ask for at a time.
@@ -38,12 +39,20 @@ const READ_CHUNK: usize = 64 * 1024;
 /// The buffer response frames are read through (large Data frames bypass it).
 const RESPONSE_BUFFER: usize = 8 * 1024;
 
-/// An idle connection that is still in step. One whose daemon went away is
-/// dropped before anything is sent on it (so no request is lost with it),
-/// as is one with bytes waiting that no request asked for.
-fn checkout(g: &RuntimeGroup, req: Request) -> Option<UnixStream> {
+/// The process slot the next request of this child goes to first: the
+/// slots take turns, whatever connections the pool holds, so that every
+/// process of the group gets its share (a pool used last-in first-out
+/// would keep sending to the processes it happens to hold connections to).
+fn next_slot(g: &RuntimeGroup) -> usize {
+    g.next_slot.fetch_add(1, Ordering::Relaxed).wrapping_add(std::process::id() as usize) % g.socket_paths.len()
+}
+
+/// An idle connection to `slot` that is still in step. One whose daemon
+/// went away is dropped before anything is sent on it (so no request is
+/// lost with it), as is one with bytes waiting that no request asked for.
+fn checkout(g: &RuntimeGroup, slot: usize, req: Request) -> Option<UnixStream> {
     loop {
-        let conn = POOL.lock().unwrap_or_else(|e| e.into_inner()).as_mut()?.get_mut(g.name())?.pop()?;
+        let conn = POOL.lock().unwrap_or_else(|e| e.into_inner()).as_mut()?.get_mut(g.name())?.get_mut(slot)?.pop()?;
         match waiting(&conn) {
             Waiting::Nothing => return Some(conn),
             Waiting::Closed => {}
@@ -52,11 +61,11 @@ fn checkout(g: &RuntimeGroup, req: Request) -> Option<UnixStream> {
     }
 }
 
-fn checkin(g: &RuntimeGroup, conn: UnixStream) {
+fn checkin(g: &RuntimeGroup, slot: usize, conn: UnixStream) {
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    let idle = pool.get_or_insert_with(HashMap::new).entry(g.name().to_string()).or_default();
-    if idle.len() < MAX_IDLE {
-        idle.push(conn);
+    let slots = pool.get_or_insert_with(HashMap::new).entry(g.name().to_string()).or_insert_with(|| (0..g.socket_paths.len()).map(|_| Vec::new()).collect());
+    if slots.iter().map(Vec::len).sum::<usize>() < MAX_IDLE {
+        slots[slot].push(conn);
     }
 }
 
@@ -102,11 +111,10 @@ enum Failure {
 /// start still queues connections. With connect-timeout=0 there is a
 /// single attempt, as in mod_wsgi, whose daemon then has socket-timeout to
 /// answer.
-fn connect(g: &RuntimeGroup, deadline: Instant, timeout: Duration) -> std::io::Result<UnixStream> {
+fn connect(g: &RuntimeGroup, first: usize, deadline: Instant, timeout: Duration) -> std::io::Result<(UnixStream, usize)> {
     let single = g.def.spec.connect_timeout.is_zero();
     let answer_by = if single { Instant::now() + timeout } else { deadline };
     let slots = g.socket_paths.len();
-    let first = g.next_slot.fetch_add(1, Ordering::Relaxed).wrapping_add(std::process::id() as usize);
     let mut tried = 0;
     let mut opening: Vec<Opening> = Vec::new();
     let mut next_try = Instant::now();
@@ -156,8 +164,10 @@ fn connect(g: &RuntimeGroup, deadline: Instant, timeout: Duration) -> std::io::R
         let mut lost = false;
         for i in answered(&opening, until.min(now + SLOT_PATIENCE) - now).into_iter().rev() {
             // Highest index first: swap_remove only moves later entries.
-            match finish(g, opening.swap_remove(i), answer_by, timeout) {
-                Ok(stream) => return Ok(stream),
+            let o = opening.swap_remove(i);
+            let slot = o.slot;
+            match finish(g, o, answer_by, timeout) {
+                Ok(stream) => return Ok((stream, slot)),
                 Err(Failure::Retry(why)) => {
                     last = why;
                     lost = true;
@@ -309,10 +319,11 @@ pub fn run(req: Request, g: &Arc<RuntimeGroup>, head: RequestHead, settings: &Se
     let mut may_resend = harmless_to_resend(req);
     let mut out = req.new_brigade();
     loop {
-        let conn = match checkout(g, req) {
-            Some(conn) => conn,
-            None => match connect(g, deadline, timeout) {
-                Ok(conn) => conn,
+        let first = next_slot(g);
+        let (conn, slot) = match checkout(g, first, req) {
+            Some(conn) => (conn, first),
+            None => match connect(g, first, deadline, timeout) {
+                Ok(connected) => connected,
                 Err(e) => {
                     log::request(&req, Level::Err, &format!("cannot connect to daemon process group '{}': {e}", g.name()));
                     return sys::HTTP_SERVICE_UNAVAILABLE;
@@ -322,7 +333,7 @@ pub fn run(req: Request, g: &Arc<RuntimeGroup>, head: RequestHead, settings: &Se
         match exchange(req, &mut out, &conn, &request, &limits, settings, g) {
             Attempt::Done { status, reusable } => {
                 if reusable {
-                    checkin(g, conn);
+                    checkin(g, slot, conn);
                 }
                 return status;
             }

@@ -580,19 +580,24 @@ def test_a_busy_group_is_not_flooded_with_abandoned_connections(server):
 def queued_connections(server, name):
     """How many connections wait in the accept queues of the group's
     sockets."""
-    return queued_at({group_socket(server, name, slot) + '.new' for slot in (0, 1)})
+    paths = [group_socket(server, name, slot) for slot in (0, 1)]
+    found = listeners(paths)
+    assert len(found) == len(paths), found
+    return sum(queued for _, queued in found)
 
 
-def queued_at(names):
-    """How many connections wait in the accept queues of the sockets bound
-    as ``names``. ss shows a listening socket by the name it was bound to
-    (the staging name) and its accept queue as Recv-Q."""
-    queued = 0
+def listeners(paths):
+    """(inode, connections waiting in its accept queue) of each listening
+    socket placed at one of ``paths``. ss shows a listening socket by the
+    name it was bound to, in the private directory it was made in
+    (``/proc/self/fd/N/<file name>``), and its accept queue as Recv-Q."""
+    names = {os.path.basename(p) for p in paths}
+    found = []
     for line in subprocess.run(['ss', '-xlH'], stdout=subprocess.PIPE, check=True).stdout.decode().splitlines():
         fields = line.split()
-        if len(fields) > 4 and fields[4] in names:
-            queued += int(fields[2])
-    return queued
+        if len(fields) > 5 and os.path.basename(fields[4]) in names:
+            found.append((fields[5], int(fields[2])))
+    return found
 
 
 def test_a_removed_socket_fails_at_once_and_says_why(server):
@@ -632,8 +637,8 @@ def test_a_request_waiting_when_a_restart_replaces_the_socket_reaches_the_new_da
         waiter = threading.Thread(target=lambda: result.append(du.try_get(server, '/again', timeout=30)))
         waiter.start()
         # Wait until it is queued at the old socket.
-        old_name = path + '.new'
-        assert du.wait_for(lambda: queued_at([old_name]) >= 1, 10)
+        (old_socket,) = {inode for inode, _ in listeners([path])}
+        assert du.wait_for(lambda: dict(listeners([path])).get(old_socket, 0) >= 1, 10)
         server.graceful()
         waiter.join(30)
         (status, data, took), = result
