@@ -60,18 +60,21 @@ fn trim_trailing_slashes(path: &[u8]) -> &[u8] {
 /// Splits the request URI into SCRIPT_NAME and PATH_INFO, given the path info
 /// Apache found after the script: SCRIPT_NAME is the URI up to where the path
 /// info starts (matched from the end, since the URI may hold extra slashes),
-/// and a script mounted at `/` gives an empty SCRIPT_NAME. Both are the bytes
-/// of the decoded URI, which WSGI hands to the app as Latin-1.
+/// so a script mounted at `/` gives an empty SCRIPT_NAME; without path info
+/// it is the whole URI (`/` for a handler serving the root directory, as in
+/// mod_wsgi). Both are the bytes of the decoded URI, which WSGI hands to
+/// the app as Latin-1.
 pub fn split_script_name(uri: &[u8], path_info: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let script = if !path_info.is_empty() && uri.ends_with(path_info) {
+    if path_info.is_empty() {
+        return (collapse_slashes(uri), Vec::new());
+    }
+    let script = if uri.ends_with(path_info) {
         &uri[..uri.len() - path_info.len()]
-    } else if !path_info.is_empty() {
+    } else {
         let collapsed_info = collapse_slashes(path_info);
         let collapsed_uri = collapse_slashes(uri);
         let end = collapsed_uri.len().saturating_sub(collapsed_info.len());
         return (collapse_slashes(trim_trailing_slashes(&collapsed_uri[..end])), collapsed_info);
-    } else {
-        uri
     };
     (trim_trailing_slashes(&collapse_slashes(script)).to_vec(), collapse_slashes(path_info))
 }
@@ -175,7 +178,9 @@ mod tests {
         };
         assert_eq!(split("/app/x/y", "/x/y"), ("/app".into(), "/x/y".into()));
         assert_eq!(split("/x/y", "/x/y"), ("".into(), "/x/y".into()));
-        assert_eq!(split("/", ""), ("".into(), "".into()));
+        // A handler serving a directory (mod_wsgi-express's for `/`).
+        assert_eq!(split("/", ""), ("/".into(), "".into()));
+        assert_eq!(split("/static//", ""), ("/static/".into(), "".into()));
         assert_eq!(split("/app", ""), ("/app".into(), "".into()));
         assert_eq!(split("//app//x", "/x"), ("/app".into(), "/x".into()));
         assert_eq!(split("/app//x//y", "/x/y"), ("/app".into(), "/x/y".into()));

@@ -104,7 +104,14 @@ impl Request {
     pub fn auth_type(&self) -> Option<&[u8]> {
         self.opt_bytes(self.r().ap_auth_type)
     }
+    /// The request's log id (`%L`), generated now if nothing asked for one
+    /// yet, as mod_wsgi does for `mod_wsgi.request_id`.
     pub fn log_id(&self) -> Option<&[u8]> {
+        if self.r().log_id.is_null() {
+            // SAFETY: the request's own connection and log id slot, on its
+            // thread; Apache's generator leaves a pool string (or NULL) there.
+            unsafe { sys::ap_run_generate_log_id(self.r().connection, self.raw, &mut (*self.raw).log_id) };
+        }
         self.opt_bytes(self.r().log_id)
     }
     pub fn connection_log_id(&self) -> Option<&[u8]> {

@@ -123,6 +123,9 @@ def test_mod_wsgi_keys(basic, adapter_server):
     assert env['mod_wsgi.process_group'] == ''
     assert env['mod_wsgi.application_group'] == '127.0.0.1:%d|/env' % s.port
     assert env['mod_wsgi.request_handler'] == 'wsgi-script'
+    assert env['mod_wsgi.handler_script'] == ''
+    # Apache's log id, made for the request when nothing asked for one yet.
+    assert types['mod_wsgi.request_id'] == 'str' and env['mod_wsgi.request_id']
     assert env['mod_wsgi.callable_object'] == 'application'
     assert env['mod_wsgi.script_name'] == '/env'
     assert env['mod_wsgi.path_info'] == '/extra/path'
