@@ -103,6 +103,30 @@ pub fn parse_group_spec(directive: &str, value: &str) -> Result<GroupSpec, Strin
     })
 }
 
+/// A group name returned by a `WSGIDispatchScript`'s `process_group()` or
+/// `application_group()`: expanded as the directive's value is, except that
+/// a `%{…}` form that is not one of the known ones stays a literal name, as
+/// in mod_wsgi (a directive's value would be refused at start-up instead).
+pub fn dispatch_group_spec(value: &str) -> GroupSpec {
+    parse_group_spec("", value).unwrap_or_else(|_| GroupSpec::Literal(value.to_string()))
+}
+
+/// The callable a `WSGIDispatchScript`'s `callable_object()` named: a plain
+/// name as it is; `%{ENV:NAME}` looked up with `env` (notes, the request's
+/// environment, the process's); any other `%` form, or an unset variable,
+/// means `application`, as in mod_wsgi.
+pub fn expand_callable(value: &str, env: &dyn Fn(&str) -> Option<Vec<u8>>) -> String {
+    const DEFAULT: &str = "application";
+    if !value.starts_with('%') {
+        return value.to_string();
+    }
+    value
+        .strip_prefix("%{ENV:")
+        .and_then(|v| v.strip_suffix('}'))
+        .and_then(env)
+        .map_or_else(|| DEFAULT.to_string(), |found| String::from_utf8_lossy(&found).into_owned())
+}
+
 /// The inputs a [`GroupSpec`] expands from; gathered from the request by the
 /// caller so expansion stays pure. Names are bytes, as Apache keeps them.
 pub struct GroupContext<'a> {
@@ -344,6 +368,21 @@ mod tests {
         assert_eq!(parse_group_spec("X", "%{RESOURCE}").unwrap().expand(&ctx_latin1), b"example.com:8080|/caf\xe9");
         assert!(parse_group_spec("WSGIApplicationGroup", "%{BOGUS}").unwrap_err().contains("WSGIApplicationGroup"));
         assert!(parse_group_spec("X", "%{ENV:}").is_err());
+    }
+
+    #[test]
+    fn dispatch_results() {
+        // docs/configuration-directives/WSGIDispatchScript.rst: the strings
+        // are expanded as the directives' values are.
+        assert_eq!(dispatch_group_spec("admin"), GroupSpec::Literal("admin".into()));
+        assert_eq!(dispatch_group_spec("%{GLOBAL}"), GroupSpec::Global);
+        assert_eq!(dispatch_group_spec("%{ENV:GROUP}"), GroupSpec::Env("GROUP".into()));
+        assert_eq!(dispatch_group_spec("%{BOGUS}"), GroupSpec::Literal("%{BOGUS}".into()));
+        let env = |name: &str| (name == "CALLABLE").then(|| b"app".to_vec());
+        assert_eq!(expand_callable("handler", &env), "handler");
+        assert_eq!(expand_callable("%{ENV:CALLABLE}", &env), "app");
+        assert_eq!(expand_callable("%{ENV:UNSET}", &env), "application");
+        assert_eq!(expand_callable("%{GLOBAL}", &env), "application");
     }
 
     #[test]

@@ -121,6 +121,13 @@ pub enum Frame {
     Restart,
 }
 
+impl RequestHead {
+    /// The value of one environ entry (the last, if repeated).
+    pub fn environ_value(&self, key: &str) -> Option<&[u8]> {
+        self.environ.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_slice())
+    }
+}
+
 // Debug output shows shapes, not contents: frames carry handshake nonces
 // and proofs, cookies and Authorization headers, and may end up in a log
 // line.

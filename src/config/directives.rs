@@ -43,9 +43,9 @@ pub const DIRECTIVES: &[Directive] = &[
     directive!(c"<WSGIInterpreterOptions", Global, RawArgs(interpreter_options), c"[process-group=NAME] [application-group=NAME]> ... </WSGIInterpreterOptions>: settings for matching interpreters"),
     directive!(c"WSGITrustedProxyHeaders", ServerDirFileInfo, RawArgs(trusted_proxy_headers), c"proxy headers (X-Forwarded-For, X-Forwarded-Proto, ...) to honour"),
     directive!(c"WSGITrustedProxies", ServerDirFileInfo, RawArgs(trusted_proxies), c"addresses or networks of the proxies whose headers are honoured"),
-    directive!(c"WSGIAuthUserScript", DirAuthConfig, RawArgs(|cmd, a| auth_script(cmd, a, |d, s| d.auth_user_script = Some(s))), c"script [application-group=NAME]: check_password() for AuthBasicProvider wsgi"),
-    directive!(c"WSGIAuthGroupScript", DirAuthConfig, RawArgs(|cmd, a| auth_script(cmd, a, |d, s| d.auth_group_script = Some(s))), c"script [application-group=NAME]: groups_for_user() for Require wsgi-group"),
-    directive!(c"WSGIAccessScript", DirAuthConfig, RawArgs(|cmd, a| auth_script(cmd, a, |d, s| d.access_script = Some(s))), c"script [application-group=NAME]: allow_access() for each request"),
+    directive!(c"WSGIAuthUserScript", DirAuthConfig, RawArgs(|cmd, a| group_script(cmd, a, |d, s| d.auth_user_script = Some(s))), c"script [application-group=NAME]: check_password() for AuthBasicProvider wsgi"),
+    directive!(c"WSGIAuthGroupScript", DirAuthConfig, RawArgs(|cmd, a| group_script(cmd, a, |d, s| d.auth_group_script = Some(s))), c"script [application-group=NAME]: groups_for_user() for Require wsgi-group"),
+    directive!(c"WSGIAccessScript", DirAuthConfig, RawArgs(|cmd, a| group_script(cmd, a, |d, s| d.access_script = Some(s))), c"script [application-group=NAME]: allow_access() for each request"),
     directive!(c"WSGIGroupAuthoritative", DirAuthConfig, Flag(|_, _| Ok(())), c"On|Off: no effect, as in mod_wsgi 6"),
     directive!(c"WSGIDaemonProcess", Server, RawArgs(daemon_process), c"name [option=value ...]: define a daemon process group"),
     directive!(c"WSGIProcessGroup", ServerDir, Take1(process_group), c"a WSGIDaemonProcess name, %{GLOBAL} (embedded) or %{ENV:var}"),
@@ -54,9 +54,9 @@ pub const DIRECTIVES: &[Directive] = &[
     directive!(c"WSGISocketRotation", Global, Flag(|cmd, on| set_global(cmd, |g| g.socket_rotation = Some(on))), c"On|Off: new daemon socket names on each restart"),
     directive!(c"WSGIAcceptMutex", Global, Take1(|_, v| parse::parse_accept_mutex(v).map(drop)), c"default or an Apache Mutex method: no effect, daemons need no accept lock"),
     directive!(c"WSGIImportScript", Server, RawArgs(import_script), c"script process-group=NAME application-group=NAME: load a script when processes start"),
-    directive!(c"WSGIHandlerScript", ServerDir, RawArgs(handler_script), c"name script [process-group=...] [application-group=...] [pass-authorization=On|Off]: not supported yet"),
-    directive!(c"WSGIDispatchScript", ServerDir, RawArgs(dispatch_script), c"script [application-group=NAME]: not supported yet"),
-    directive!(c"WSGIPassApacheRequest", ServerDir, Flag(|cmd, on| unapplied_if(cmd, on, "On is accepted, but apache.request_rec is not passed to applications yet")), c"On|Off: pass apache.request_rec in the environ (accepted, not yet provided)"),
+    directive!(c"WSGIHandlerScript", ServerDir, RawArgs(handler_script), c"name script [process-group=...] [application-group=...] [pass-authorization=On|Off]: a handler (for SetHandler/AddHandler) that runs handle_request() from the script"),
+    directive!(c"WSGIDispatchScript", ServerDir, RawArgs(|cmd, a| group_script(cmd, a, |d, s| d.dispatch_script = Some(s))), c"script [application-group=NAME]: process_group(), application_group() and callable_object() for each request"),
+    directive!(c"WSGIPassApacheRequest", ServerDir, Flag(|cmd, on| set_dir(cmd, |d| d.pass_apache_request = Some(on))), c"On|Off: pass apache.request_rec in the environ (embedded mode)"),
     directive!(c"WSGIRestrictSignal", Global, Flag(|cmd, on| set_interpreter(cmd, |g| g.restrict_signal = Some(on))), c"On|Off: refuse signal.signal() in applications"),
     directive!(c"WSGIServerMetrics", Global, Flag(|cmd, on| unapplied_if(cmd, on, "On is accepted, but mod_wsgi.server_metrics() is not provided yet")), c"On|Off: let embedded-mode code read Apache's scoreboard (accepted, not yet provided)"),
     directive!(c"WSGITelemetryService", Global, RawArgs(|cmd, line| telemetry(cmd, wsgi_core::telemetry::check_service(line))), c"unix:/path [interval=SECONDS]: accepted, no telemetry reporter yet"),
@@ -174,21 +174,13 @@ fn free_threading(cmd: &mut Cmd, on: bool) -> Result {
     unapplied_if(cmd, on, &format!("On {}", interpreter_options::free_threading_note(python_version())))
 }
 
-/// `WSGIHandlerScript` and `WSGIDispatchScript` are checked like any other
-/// directive, then refused: accepting them while requests never reach the
-/// script would serve those requests some other way.
-fn not_supported_yet(cmd: &Cmd, why: &str) -> Result {
-    Err(format!("{} is not supported by mod_wsgi-rs {} yet: {why}", cmd.name(), env!("CARGO_PKG_VERSION")))
-}
-
 fn handler_script(cmd: &mut Cmd, line: &str) -> Result {
-    parse::parse_handler_script(line)?;
-    not_supported_yet(cmd, "mount the application with WSGIScriptAlias instead (see docs/directives.md)")
-}
-
-fn dispatch_script(cmd: &mut Cmd, line: &str) -> Result {
-    parse::parse_group_script(cmd.name(), line)?;
-    not_supported_yet(cmd, "choose the groups with WSGIProcessGroup and WSGIApplicationGroup (%{ENV:var} works with SetEnvIf or RewriteRule)")
+    let script = Arc::new(parse::parse_handler_script(line)?);
+    set_dir(cmd, |d| {
+        // A later line for the same name replaces the earlier one.
+        d.handler_scripts.retain(|h| h.handler != script.handler);
+        d.handler_scripts.push(script);
+    })
 }
 
 fn switch_interval(cmd: &mut Cmd, value: &str) -> Result {
@@ -212,7 +204,7 @@ fn trusted_proxies(cmd: &mut Cmd, line: &str) -> Result {
     set_dir(cmd, |d| d.trusted_proxies.get_or_insert_with(Vec::new).extend(networks))
 }
 
-fn auth_script(cmd: &mut Cmd, line: &str, store: fn(&mut super::DirConfig, (String, Option<parse::GroupSpec>))) -> Result {
+fn group_script(cmd: &mut Cmd, line: &str, store: fn(&mut super::DirConfig, (String, Option<parse::GroupSpec>))) -> Result {
     let script = parse::parse_group_script(cmd.name(), line)?;
     set_dir(cmd, |d| store(d, script))
 }

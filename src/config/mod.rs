@@ -5,7 +5,7 @@ pub mod directives;
 
 use std::sync::Arc;
 
-use wsgi_core::directives::{AliasOptions, GroupSpec, HashSeed, MapHeadToGet};
+use wsgi_core::directives::{AliasOptions, GroupSpec, HandlerScript, HashSeed, MapHeadToGet};
 use wsgi_core::proxy::Network;
 
 use crate::ffi::regex::Regex;
@@ -104,6 +104,13 @@ pub struct DirConfig {
     pub auth_user_script: Option<(String, Option<GroupSpec>)>,
     pub auth_group_script: Option<(String, Option<GroupSpec>)>,
     pub access_script: Option<(String, Option<GroupSpec>)>,
+    /// `WSGIDispatchScript`: a script and the application group it runs in.
+    pub dispatch_script: Option<(String, Option<GroupSpec>)>,
+    /// `WSGIHandlerScript`s: handler names `SetHandler`/`AddHandler` may
+    /// select. A section's replace the server's of the same name.
+    pub handler_scripts: Vec<Arc<HandlerScript>>,
+    /// `WSGIPassApacheRequest`: `apache.request_rec` in embedded environs.
+    pub pass_apache_request: Option<bool>,
     /// Daemon mode only: Apache's ErrorDocument replaces app error bodies.
     pub error_override: Option<bool>,
 }
@@ -128,8 +135,21 @@ impl DirConfig {
             auth_user_script: pick(&child.auth_user_script, &parent.auth_user_script),
             auth_group_script: pick(&child.auth_group_script, &parent.auth_group_script),
             access_script: pick(&child.access_script, &parent.access_script),
+            dispatch_script: pick(&child.dispatch_script, &parent.dispatch_script),
+            handler_scripts: child
+                .handler_scripts
+                .iter()
+                .chain(parent.handler_scripts.iter().filter(|p| !child.handler_scripts.iter().any(|c| c.handler == p.handler)))
+                .cloned()
+                .collect(),
+            pass_apache_request: pick(&child.pass_apache_request, &parent.pass_apache_request),
             error_override: pick(&child.error_override, &parent.error_override),
         }
+    }
+
+    /// The `WSGIHandlerScript` registered here under the handler name `handler`.
+    pub fn handler_script(&self, handler: &[u8]) -> Option<&Arc<HandlerScript>> {
+        self.handler_scripts.iter().find(|h| h.handler.as_bytes() == handler)
     }
 
     /// The settings for one request: alias options over the directory
@@ -148,6 +168,8 @@ impl DirConfig {
             map_head_to_get: self.map_head_to_get.unwrap_or(MapHeadToGet::Auto),
             trusted_proxy_headers: self.trusted_proxy_headers.clone().unwrap_or_default(),
             trusted_proxies: self.trusted_proxies.clone(),
+            dispatch_script: self.dispatch_script.clone(),
+            pass_apache_request: self.pass_apache_request.unwrap_or(false),
         }
     }
 }
@@ -166,4 +188,6 @@ pub struct RequestConfig {
     pub map_head_to_get: MapHeadToGet,
     pub trusted_proxy_headers: Vec<&'static str>,
     pub trusted_proxies: Option<Vec<Network>>,
+    pub dispatch_script: Option<(String, Option<GroupSpec>)>,
+    pub pass_apache_request: bool,
 }

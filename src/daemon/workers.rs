@@ -328,7 +328,7 @@ impl Daemon {
         // already runs the new code.
         let mtime = interp::file_mtime(&head.script);
         let after = tstate::with_gil(|py| {
-            if head.reloading && interp.script_changed(py, &head.script, mtime) {
+            if head.reloading && interp.script_changed(py, &head.script, mtime, head.environ_value("SCRIPT_FILENAME")) {
                 return After::Reload;
             }
             let _current = request_io::install(Box::new(SocketTransport::new(conn.clone(), LogTarget::Server(self.server), self.limits)));

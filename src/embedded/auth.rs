@@ -7,9 +7,9 @@ use pyo3::types::{PyString, PyTuple};
 use wsgi_core::directives::GroupSpec;
 
 use super::environ::{self, RequestFacts};
+use super::script;
 use crate::ffi::log::{self, Level};
 use crate::ffi::request::Request;
-use crate::python::{init, interp, tstate};
 
 /// What a password check concluded.
 pub enum PasswordCheck {
@@ -22,39 +22,25 @@ pub enum PasswordCheck {
 /// Calls `function(environ, *args)` from the script configured for the
 /// request, turning any failure into a logged `None`.
 fn call<R>(req: Request, script: &(String, Option<GroupSpec>), function: &str, args: &[&str], convert: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<R>) -> Option<R> {
-    let (path, group) = script;
-    if !init::is_running() {
-        log::request(&req, Level::Err, &format!("{path}: Python is not running in Apache's children (WSGIRestrictEmbedded On?), so {function}() cannot be called"));
-        return None;
-    }
-    // The group is named in the environ; every group runs in the main
-    // interpreter for now. Auth scripts default to %{GLOBAL}, as in mod_wsgi.
-    let group = group.as_ref().map(|spec| crate::dispatch::expand_group(&req, spec, req.uri())).unwrap_or_default();
-    let interpreter = interp::for_group("")?;
-    let facts = RequestFacts {
-        script_name: req.uri(),
-        path_info: b"",
-        method: req.method(),
-        application_group: &group,
-        process_group: b"",
-        callable_object: function,
-        pass_authorization: false,
+    let path = &script.0;
+    let vars = |group: &[u8]| {
+        let facts = RequestFacts {
+            script_name: req.uri(),
+            path_info: b"",
+            method: req.method(),
+            application_group: group,
+            process_group: b"",
+            callable_object: function,
+            handler_script: "",
+            pass_authorization: false,
+        };
+        environ::collect(&req, &facts)
     };
-    let vars = environ::collect(&req, &facts);
-    tstate::with_gil(|py| {
-        let outcome = interpreter.environ(py, &vars, req.request_time(), 0).and_then(|env| {
-            let mut call_args: Vec<Bound<'_, PyAny>> = vec![env.into_any()];
-            call_args.extend(args.iter().map(|a| PyString::new(py, a).into_any()));
-            let result = interpreter.call_script(py, path, function, PyTuple::new(py, call_args)?)?;
-            convert(&result)
-        });
-        match outcome {
-            Ok(value) => Some(value),
-            Err(err) => {
-                interpreter.log_exception(py, err, path);
-                None
-            }
-        }
+    script::call(&req, script, &format!("{function}()"), vars, |py, interpreter, env| {
+        let mut call_args: Vec<Bound<'_, PyAny>> = vec![env.into_any()];
+        call_args.extend(args.iter().map(|a| PyString::new(py, a).into_any()));
+        let result = interpreter.call_script(py, path, function, PyTuple::new(py, call_args)?)?;
+        convert(&result)
     })
 }
 

@@ -16,10 +16,18 @@ pub struct RequestFacts<'a> {
     pub application_group: &'a [u8],
     pub process_group: &'a [u8],
     pub callable_object: &'a str,
+    /// The `WSGIHandlerScript` serving the request, or "".
+    pub handler_script: &'a str,
     pub pass_authorization: bool,
 }
 
 pub type Var<'r> = (Cow<'r, str>, Cow<'r, [u8]>);
+
+/// Sets `key` to `value`, in place of any entry it had.
+pub fn set_var(vars: &mut Vec<Var<'_>>, key: &'static str, value: &[u8]) {
+    vars.retain(|(k, _)| k != key);
+    vars.push((key.into(), Cow::Owned(value.to_vec())));
+}
 
 /// SCRIPT_NAME and PATH_INFO as mod_wsgi reports them, from the decoded
 /// URI's bytes.
@@ -111,6 +119,7 @@ pub fn collect<'r>(req: &'r Request, facts: &RequestFacts<'_>) -> Vec<Var<'r>> {
     put("mod_wsgi.application_group".into(), owned(facts.application_group));
     put("mod_wsgi.callable_object".into(), owned(facts.callable_object.as_bytes()));
     put("mod_wsgi.request_handler".into(), Cow::Borrowed(req.handler().unwrap_or(b"")));
+    put("mod_wsgi.handler_script".into(), owned(facts.handler_script.as_bytes()));
     put("mod_wsgi.script_name".into(), owned(facts.script_name));
     put("mod_wsgi.path_info".into(), owned(facts.path_info));
     put("mod_wsgi.listener_host".into(), Cow::Borrowed(req.listener_host()));

@@ -2,7 +2,9 @@
 //! processes. `environ` gathers what the app sees (in either mode) and
 //! `transport` carries the response through Apache's filters.
 pub mod auth;
+pub mod dispatch_script;
 pub mod environ;
+mod script;
 pub mod transport;
 
 use std::cell::Cell;
@@ -13,6 +15,7 @@ use crate::dispatch::fail;
 use crate::ffi::log::{self, Level};
 use crate::ffi::request::Request;
 use crate::ffi::sys;
+use crate::python::request_rec::RequestRecCapsule;
 use crate::python::{init, interp, tstate};
 use crate::wsgi::request as request_io;
 use environ::Var;
@@ -45,7 +48,11 @@ pub fn run(req: Request, script: &str, mtime: i64, cfg: &RequestConfig, applicat
         let _current = request_io::install(Box::new(ApacheTransport::new(req)));
         let result = interpreter
             .environ(py, vars, req.request_time(), thread_number())
-            .and_then(|env| interpreter.handle(py, script, mtime, cfg.script_reloading, &cfg.callable_object, env));
+            .and_then(|env| {
+                // Valid only until the app's call (its close() included) returns.
+                let _capsule = if cfg.pass_apache_request { Some(RequestRecCapsule::attach(&env, req.raw())?) } else { None };
+                interpreter.handle(py, script, mtime, cfg.script_reloading, &cfg.callable_object, env)
+            });
         let outcome = request_io::outcome();
         match result {
             Ok(()) => (sys::OK, false),

@@ -175,16 +175,39 @@ _scripts = {}
 _scripts_lock = threading.Lock()
 
 
-def _load(path, mtime, reloading):
+def _reload_required(module, resource):
+    """The script's own say on whether it must be loaded afresh for a
+    request for `resource` (the file the request maps to): its
+    reload_required(resource), if it defines one. A failing hook is logged
+    and keeps the module, so a broken hook cannot reload on every request."""
+    check = getattr(module, 'reload_required', None)
+    if check is None or resource is None:
+        return False
+    try:
+        return bool(check(resource))
+    except Exception:
+        _log('Exception in reload_required() of WSGI script %r:' % module.__file__)
+        for line in traceback.format_exc().rstrip('\n').split('\n'):
+            _log(line)
+        return False
+
+
+def _stale(entry, mtime, resource):
+    module, loaded_mtime = entry
+    return loaded_mtime != mtime or _reload_required(module, resource)
+
+
+def _load(path, mtime, reloading, resource=None):
     """The script's module, executed again when reloading is on and the
-    file's modification time has changed."""
+    file's modification time has changed (or its reload_required() asks)."""
     entry = _scripts.get(path)
-    if entry is not None and (not reloading or entry[1] == mtime):
+    if entry is not None and not (reloading and _stale(entry, mtime, resource)):
         return entry[0]
     with _scripts_lock:
-        entry = _scripts.get(path)
-        if entry is not None and (not reloading or entry[1] == mtime):
-            return entry[0]
+        latest = _scripts.get(path)
+        if latest is not None and latest is not entry and (not reloading or latest[1] == mtime):
+            # Another thread loaded it meanwhile.
+            return latest[0]
         name = '_mod_wsgi_' + hashlib.md5(path.encode('utf-8', 'surrogateescape')).hexdigest()
         module = types.ModuleType(name)
         module.__file__ = path
@@ -213,13 +236,38 @@ def call_script(path, mtime, name, args):
     return function(*args)
 
 
+def dispatch(path, mtime, reloading, environ):
+    """WSGIDispatchScript: what the script's process_group(environ),
+    application_group(environ) and callable_object(environ) return, in that
+    order; None where it defines no such function or the function returns
+    None. Each answer must be a str of Latin-1 characters (or bytes)."""
+    module = _load(path, mtime, reloading)
+    answers = []
+    for name in ('process_group', 'application_group', 'callable_object'):
+        function = getattr(module, name, None)
+        answer = None if function is None else function(environ)
+        if isinstance(answer, bytes):
+            answer = answer.decode('latin-1')
+        elif answer is not None:
+            if not isinstance(answer, str):
+                raise TypeError('%s() of WSGI dispatch script %r must return a str or None, '
+                                'not %s' % (name, path, type(answer).__name__))
+            try:
+                answer.encode('latin-1')
+            except UnicodeEncodeError:
+                raise TypeError('%s() of WSGI dispatch script %r returned %r, which has '
+                                'characters outside Latin-1' % (name, path, answer)) from None
+        answers.append(answer)
+    return tuple(answers)
+
+
 def loaded(path):
     return path in _scripts
 
 
-def needs_reload(path, mtime):
+def needs_reload(path, mtime, resource=None):
     entry = _scripts.get(path)
-    return entry is not None and entry[1] != mtime
+    return entry is not None and _stale(entry, mtime, resource)
 
 
 class CallableNotFound(LookupError):
@@ -227,7 +275,7 @@ class CallableNotFound(LookupError):
 
 
 def handle(path, mtime, reloading, callable_name, environ):
-    module = _load(path, mtime, reloading)
+    module = _load(path, mtime, reloading, environ.get('SCRIPT_FILENAME'))
     try:
         application = getattr(module, callable_name)
     except AttributeError:
@@ -377,6 +425,24 @@ def _restrict_signals():
 _thread_group = threading.local()
 
 
+def _installed_package_path():
+    """The __path__ of a mod_wsgi package installed from the package index
+    (mod_wsgi-express), so that its subpackages (mod_wsgi.express, which the
+    handler scripts express generates import) still import once our module
+    takes the name. None when there is none."""
+    try:
+        import mod_wsgi as package
+    except ModuleNotFoundError:
+        return None
+    except Exception:
+        _log('Exception importing the installed mod_wsgi package; its subpackages '
+             'will not be importable:')
+        for line in traceback.format_exc().rstrip('\n').split('\n'):
+            _log(line)
+        return None
+    return getattr(package, '__path__', None)
+
+
 class _ModWsgiModule(types.ModuleType):
     """The mod_wsgi module, whose application_group names the group of the
     request the calling thread serves ('' before its first request)."""
@@ -417,6 +483,9 @@ def setup(settings):
         sys.path[:] = added + [p for p in sys.path if p not in added]
 
     mod_wsgi = _ModWsgiModule('mod_wsgi')
+    package_path = _installed_package_path()
+    if package_path is not None:
+        mod_wsgi.__path__ = package_path
     mod_wsgi.version = settings['version']
     mod_wsgi.process_group = settings['process_group']
     mod_wsgi.maximum_processes = settings['maximum_processes']
@@ -448,7 +517,6 @@ def setup(settings):
         'mod_wsgi.version': settings['version'],
         'apache.version': settings['apache_version'],
         'mod_wsgi.process_group': settings['process_group'],
-        'mod_wsgi.handler_script': '',
         'mod_wsgi.queue_start': 0.0,
         'mod_wsgi.daemon_start': 0.0,
     }

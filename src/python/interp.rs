@@ -36,6 +36,7 @@ pub struct Interpreter {
     handle: Py<PyAny>,
     load: Py<PyAny>,
     call_script: Py<PyAny>,
+    dispatch: Py<PyAny>,
     process_stopping: Py<PyAny>,
     loaded: Py<PyAny>,
     needs_reload: Py<PyAny>,
@@ -84,6 +85,7 @@ impl Interpreter {
             handle: module.getattr("handle")?.unbind(),
             load: module.getattr("_load")?.unbind(),
             call_script: module.getattr("call_script")?.unbind(),
+            dispatch: module.getattr("dispatch")?.unbind(),
             process_stopping: module.getattr("process_stopping")?.unbind(),
             loaded: module.getattr("loaded")?.unbind(),
             needs_reload: module.getattr("needs_reload")?.unbind(),
@@ -142,6 +144,15 @@ impl Interpreter {
         self.call_script.bind(py).call1((script, file_mtime(script), function, args))
     }
 
+    /// Runs a `WSGIDispatchScript` for one request: what its
+    /// `process_group()`, `application_group()` and `callable_object()`
+    /// chose (None where it did not choose).
+    pub fn dispatch(&self, py: Python<'_>, script: &str, reloading: bool, environ: Bound<'_, PyDict>) -> PyResult<DispatchChoices> {
+        let answers = self.dispatch.bind(py).call1((script, file_mtime(script), reloading, environ))?;
+        let (process_group, application_group, callable_object) = answers.extract()?;
+        Ok(DispatchChoices { process_group, application_group, callable_object })
+    }
+
     /// Loads a script ahead of its first request (daemon preloading).
     pub fn preload(&self, py: Python<'_>, script: &str) -> PyResult<()> {
         self.load.bind(py).call1((script, file_mtime(script), false))?;
@@ -153,9 +164,12 @@ impl Interpreter {
         self.loaded.bind(py).call1((script,)).and_then(|r| r.is_truthy()).unwrap_or(false)
     }
 
-    /// Whether `script` was loaded here with another modification time.
-    pub fn script_changed(&self, py: Python<'_>, script: &str, mtime: i64) -> bool {
-        self.needs_reload.bind(py).call1((script, mtime)).and_then(|r| r.is_truthy()).unwrap_or(false)
+    /// Whether `script` was loaded here with another modification time, or
+    /// its `reload_required(resource)` asks for it to be loaded afresh for a
+    /// request for `resource` (the request's SCRIPT_FILENAME).
+    pub fn script_changed(&self, py: Python<'_>, script: &str, mtime: i64, resource: Option<&[u8]>) -> bool {
+        let resource = resource.map(|path| fs_path(py, path)).transpose();
+        resource.and_then(|resource| self.needs_reload.bind(py).call1((script, mtime, resource))).and_then(|r| r.is_truthy()).unwrap_or(false)
     }
 
     /// Logs an app's exception, with its traceback, to the error log, and
@@ -174,7 +188,15 @@ impl Interpreter {
     }
 }
 
-/// A file's modification time in µs, as Apache reports it for scripts.
+/// What a `WSGIDispatchScript` chose for a request.
+pub struct DispatchChoices {
+    pub process_group: Option<String>,
+    pub application_group: Option<String>,
+    pub callable_object: Option<String>,
+}
+
+/// A file's modification time in µs, as Apache reports it for scripts (0
+/// when it cannot be read: loading it then fails and says why).
 pub fn file_mtime(path: &str) -> i64 {
     std::fs::metadata(path)
         .ok()

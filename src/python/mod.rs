@@ -5,4 +5,5 @@ pub mod init;
 pub mod interp;
 pub mod text;
 mod native;
+pub mod request_rec;
 pub mod tstate;

@@ -211,13 +211,9 @@ WSGIServerMetrics Off
 WSGITelemetryService unix:/run/telemetry.sock
 WSGISlowRequests 1
 WSGITelemetryOptions None
+WSGIHandlerScript wsgi-handler {apps}/environ.wsgi process-group=%{GLOBAL}
+WSGIDispatchScript {apps}/environ.wsgi
 """
-
-# Refused with a message of ours until they are implemented.
-NOT_SUPPORTED_YET = {
-    'WSGIHandlerScript': 'WSGIHandlerScript wsgi-handler {apps}/environ.wsgi process-group=%{GLOBAL}',
-    'WSGIDispatchScript': 'WSGIDispatchScript {apps}/environ.wsgi',
-}
 
 MOD_WSGI_6_DIRECTIVES = {
     'WSGIScriptAlias', 'WSGIScriptAliasMatch', 'WSGIDaemonProcess', 'WSGISocketPrefix',
@@ -239,9 +235,6 @@ MOD_WSGI_6_DIRECTIVES = {
 def test_every_mod_wsgi_directive_is_known():
     written = {line.split()[0].rstrip('>') for line in EVERY_DIRECTIVE.splitlines()
                if line.strip().startswith(('WSGI', '<WSGI'))}
-    assert written | set(NOT_SUPPORTED_YET) == MOD_WSGI_6_DIRECTIVES
+    assert written == MOD_WSGI_6_DIRECTIVES
     rc, out = config_test(EVERY_DIRECTIVE)
     assert rc == 0 and 'Syntax OK' in out, out
-    for name, line in NOT_SUPPORTED_YET.items():
-        rc, out = config_test(line + '\n')
-        assert rc != 0 and '%s is not supported by mod_wsgi-rs' % name in out, out

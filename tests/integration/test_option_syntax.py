@@ -96,7 +96,6 @@ WARNINGS = [
     'WSGITelemetryService is accepted, but mod_wsgi-rs has no telemetry reporter yet',
     'WSGISlowRequests is accepted, but mod_wsgi-rs has no telemetry reporter yet',
     'WSGITelemetryOptions is accepted, but mod_wsgi-rs has no telemetry reporter yet',
-    'WSGIPassApacheRequest On is accepted, but apache.request_rec is not passed to applications yet',
 ]
 
 
@@ -113,7 +112,7 @@ def test_parse_only_directives_warn_once(parse_only):
         assert log.count(warning) == 1, (warning, log[-4000:])
     # Values that ask for nothing we lack are quiet.
     for quiet in ('WSGIFreeThreading', 'WSGIAcceptMutex', 'WSGICaseSensitivity', 'WSGIGroupAuthoritative',
-                  'WSGIVerboseDebugging'):
+                  'WSGIVerboseDebugging', 'WSGIPassApacheRequest'):
         assert quiet not in log, log[-4000:]
 
 
