@@ -3,10 +3,15 @@ it generates work with our module when only their ``LoadModule wsgi_module``
 line changes.
 
 ``ensure_venv()`` makes a virtualenv with ``/usr/bin/python3 -m venv`` and
-``pip install mod_wsgi==6.1.1`` into it (pip compiles mod_wsgi against
-apache2-dev). The venv is kept in ``$MWRS_EXPRESS_VENV`` (default
-/var/cache/mod_wsgi-rs/mod_wsgi-6.1.1), so only the first run downloads and
-builds it; a half-made one is rebuilt.
+pip-installs ``REQUIREMENTS`` into it: mod_wsgi 6.1.1 (pip compiles it
+against apache2-dev), and the Flask and Django the framework tests serve
+(the generated config's ``WSGIPythonHome`` is this venv, so they must be in
+it). The venv is kept under ``$MWRS_EXPRESS_VENV`` (default
+/var/cache/mod_wsgi-rs/express-<hash of REQUIREMENTS>), so only the first
+run downloads and builds it; a half-made one is rebuilt.
+
+``Generated`` is one server root made by ``mod_wsgi-express setup-server``;
+``Server`` starts it through its generated ``apachectl`` and stops it.
 
 Run as a script to print, for each mode, every line of the generated config
 that ``apachectl configtest`` refuses with our module::
@@ -16,18 +21,26 @@ that ``apachectl configtest`` refuses with our module::
 """
 import contextlib
 import fcntl
+import hashlib
+import json
 import os
 import re
 import shutil
+import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import daemon_util  # noqa: E402
 import harness  # noqa: E402
 
 MOD_WSGI_VERSION = '6.1.1'
+REQUIREMENTS = ['mod_wsgi==%s' % MOD_WSGI_VERSION, 'flask==3.0.3', 'django==4.2.16']
 SYSTEM_PYTHON = harness.SYSTEM_PYTHON
 
 # The mode flags of `setup-server` each test run checks.
@@ -49,28 +62,218 @@ VARIANTS = {
               '--ssl-certificate-key-file', '{key}', '--server-name', 'localhost'],
 }
 
-APP = b'''def application(environ, start_response):
-    start_response('200 OK', [('Content-Type', 'text/plain')])
-    return [b'express']
+# An application that reports what it was given: the environ (values that
+# are not plain data by their type's name), the request body, and markers
+# the reload tests change (VERSION here, helper.VALUE in a module it imports).
+APP = b'''import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import helper
+
+VERSION = 'one'
+
+
+def plain(value):
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, tuple):
+        return [plain(v) for v in value]
+    return '<%s>' % type(value).__name__
+
+
+def application(environ, start_response):
+    body = environ['wsgi.input'].read()
+    print('express app served', environ['REQUEST_METHOD'], environ['REQUEST_URI'], file=sys.stderr)
+    report = {'environ': {k: plain(v) for k, v in environ.items()},
+              'body': body.decode('latin-1'), 'version': VERSION, 'helper': helper.VALUE}
+    data = json.dumps(report, sort_keys=True).encode()
+    start_response('200 OK', [('Content-Type', 'application/json'),
+                              ('Content-Length', str(len(data))),
+                              ('X-Express-App', VERSION)])
+    return [data]
 '''
 
 FILES = {
     'app.wsgi': APP,
-    'appmod.py': APP.replace(b'def application', b'def app'),
+    'appmod.py': APP + b'\napp = application\n',
+    'helper.py': b"VALUE = 'first'\n",
     'static/hello.txt': b'static\n',
 }
+
+# The Flask application the framework tests serve (`--application-type
+# module --entry-point flaskapp`): its own static files (wsgi.file_wrapper),
+# a form POST answered with a redirect, and its environ.
+FLASK_FILES = {
+    'flaskapp.py': b"""from flask import Flask, jsonify, redirect, request, url_for
+
+app = Flask(__name__)
+
+
+def plain(value):
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, tuple):
+        return [plain(v) for v in value]
+    return '<%s>' % type(value).__name__
+
+
+@app.get('/env')
+def env():
+    return jsonify(environ={k: plain(v) for k, v in request.environ.items()})
+
+
+@app.get('/')
+def index():
+    return '<form method="post" action="/form"><input name="name"></form>'
+
+
+@app.post('/form')
+def form():
+    return redirect(url_for('hello', name=request.form['name']), code=303)
+
+
+@app.get('/hello/<name>')
+def hello(name):
+    return 'Hello, %s!' % name
+""",
+    'static/style.css': b'body { color: #123456; }\n' * 40,
+}
+
+# A Django project: the admin (its login), a form POST with CSRF, the
+# environ (request.META), and static files collected for Apache to serve.
+DJANGO_FILES = {
+    'manage.py': b"""import os
+import sys
+
+os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'mysite.settings')
+from django.core.management import execute_from_command_line
+
+execute_from_command_line(sys.argv)
+""",
+    'mysite/__init__.py': b'',
+    'mysite/settings.py': b"""from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = 'only-for-these-tests'
+DEBUG = False
+ALLOWED_HOSTS = ['localhost']
+INSTALLED_APPS = [
+    'django.contrib.admin', 'django.contrib.auth', 'django.contrib.contenttypes',
+    'django.contrib.sessions', 'django.contrib.messages', 'django.contrib.staticfiles',
+]
+MIDDLEWARE = [
+    'django.middleware.security.SecurityMiddleware',
+    'django.contrib.sessions.middleware.SessionMiddleware',
+    'django.middleware.common.CommonMiddleware',
+    'django.middleware.csrf.CsrfViewMiddleware',
+    'django.contrib.auth.middleware.AuthenticationMiddleware',
+    'django.contrib.messages.middleware.MessageMiddleware',
+    'django.middleware.clickjacking.XFrameOptionsMiddleware',
+]
+ROOT_URLCONF = 'mysite.urls'
+TEMPLATES = [{
+    'BACKEND': 'django.template.backends.django.DjangoTemplates',
+    'APP_DIRS': True,
+    'OPTIONS': {'context_processors': [
+        'django.template.context_processors.request',
+        'django.contrib.auth.context_processors.auth',
+        'django.contrib.messages.context_processors.messages',
+    ]},
+}]
+WSGI_APPLICATION = 'mysite.wsgi.application'
+DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3',
+                         'NAME': BASE_DIR / 'data' / 'db.sqlite3'}}
+USE_TZ = True
+STATIC_URL = '/static/'
+STATIC_ROOT = BASE_DIR / 'collected'
+DEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField'
+""",
+    'mysite/urls.py': b"""from django.contrib import admin
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path('admin/', admin.site.urls),
+    path('env/', views.env),
+    path('form/', views.form),
+    path('hello/<str:name>/', views.hello, name='hello'),
+]
+""",
+    'mysite/views.py': b"""from django.http import HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.template import engines
+
+FORM = engines['django'].from_string(
+    '<form method="post">{% csrf_token %}<input name="name"></form>')
+
+
+def plain(value):
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, tuple):
+        return [plain(v) for v in value]
+    return '<%s>' % type(value).__name__
+
+
+def env(request):
+    return JsonResponse({'environ': {k: plain(v) for k, v in request.META.items()}})
+
+
+def form(request):
+    if request.method == 'POST':
+        return redirect('hello', name=request.POST['name'])
+    return HttpResponse(FORM.render({}, request))
+
+
+def hello(request, name):
+    return HttpResponse('Hello, %s!' % name)
+""",
+    'mysite/wsgi.py': b"""import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'mysite.settings')
+application = get_wsgi_application()
+""",
+}
+
+DJANGO_ADMIN = ('admin', 'not-a-real-password-42')
+
+
+def make_django_project(venv, directory):
+    """Writes the Django project into ``directory``, then migrates its
+    SQLite database, creates the admin user and collects the static files.
+    The database's directory is writable by www-data, as sessions need."""
+    write_files(directory, DJANGO_FILES)
+    data = os.path.join(directory, 'data')
+    os.makedirs(data, exist_ok=True)
+    python = os.path.join(venv, 'bin', 'python')
+    env = dict(harness.APACHE_ENV, DJANGO_SUPERUSER_PASSWORD=DJANGO_ADMIN[1])
+    for args in (['migrate', '--noinput'],
+                 ['createsuperuser', '--noinput', '--username', DJANGO_ADMIN[0],
+                  '--email', 'admin@example.test'],
+                 ['collectstatic', '--noinput']):
+        p = _run([python, 'manage.py'] + args, cwd=directory, env=env,
+                 preexec_fn=lambda: os.umask(0o022))
+        assert p.returncode == 0, p.stdout.decode('utf-8', 'replace')
+    os.chmod(data, 0o777)
+    os.chmod(os.path.join(data, 'db.sqlite3'), 0o666)
+
 
 LOAD_MODULE = re.compile(r'^LoadModule\s+wsgi_module\s+.*$', re.M)
 SYNTAX_ERROR = re.compile(r'Syntax error on line (\d+) of (\S+?):\n(.*)')
 
 
 class Unavailable(Exception):
-    """mod_wsgi could not be installed (no network, no compiler, ...)."""
+    """The packages could not be installed (no network, no compiler, ...)."""
 
 
 def venv_dir():
-    return os.environ.get('MWRS_EXPRESS_VENV',
-                          '/var/cache/mod_wsgi-rs/mod_wsgi-%s' % MOD_WSGI_VERSION)
+    key = hashlib.sha256('\n'.join(REQUIREMENTS).encode()).hexdigest()[:12]
+    return os.environ.get('MWRS_EXPRESS_VENV', '/var/cache/mod_wsgi-rs/express-%s' % key)
 
 
 def _run(cmd, **kw):
@@ -81,7 +284,7 @@ def _run(cmd, **kw):
 def ensure_venv():
     """The venv's directory, creating it on first use."""
     venv = venv_dir()
-    stamp = os.path.join(venv, 'mod_wsgi-installed')
+    stamp = os.path.join(venv, 'requirements-installed')
     os.makedirs(os.path.dirname(venv), mode=0o755, exist_ok=True)
     # One test run builds; a concurrent one waits for it.
     with open(venv + '.lock', 'w') as lock:
@@ -91,8 +294,7 @@ def ensure_venv():
         shutil.rmtree(venv, ignore_errors=True)
         steps = [
             [SYSTEM_PYTHON, '-m', 'venv', venv],
-            [os.path.join(venv, 'bin', 'python'), '-m', 'pip', 'install', '--quiet',
-             'mod_wsgi==%s' % MOD_WSGI_VERSION],
+            [os.path.join(venv, 'bin', 'python'), '-m', 'pip', 'install', '--quiet'] + REQUIREMENTS,
         ]
         for cmd in steps:
             # Readable by everyone, so www-data can run applications from it.
@@ -101,29 +303,48 @@ def ensure_venv():
                 raise Unavailable('%s failed (%d):\n%s' % (' '.join(cmd), p.returncode,
                                                            p.stdout.decode('utf-8', 'replace')))
         with open(stamp, 'w') as f:
-            f.write(MOD_WSGI_VERSION + '\n')
+            f.write('\n'.join(REQUIREMENTS) + '\n')
         return venv
 
 
-class Generated:
-    """One server root made by ``mod_wsgi-express setup-server``."""
+def mod_wsgi_module(venv):
+    """The path of the mod_wsgi module pip built in ``venv``."""
+    p = _run([os.path.join(venv, 'bin', 'mod_wsgi-express'), 'module-location'])
+    assert p.returncode == 0, p.stdout
+    return p.stdout.decode().strip()
 
-    def __init__(self, venv, mode_args, extra_args=()):
+
+def write_files(base, files):
+    """Writes ``{relative path: bytes}`` under ``base``, readable by www-data."""
+    for name, data in files.items():
+        path = os.path.join(base, name)
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        with open(path, 'wb') as f:
+            f.write(data)
+        os.chmod(path, 0o644)
+
+
+class Generated:
+    """One server root made by ``mod_wsgi-express setup-server``, run in a
+    new directory holding ``files`` (then given to ``prepare``, if any),
+    with ``app.wsgi`` as the script unless the options name an entry point."""
+
+    def __init__(self, venv, mode_args, extra_args=(), files=FILES, prepare=None):
         self.base = tempfile.mkdtemp(prefix='mwrs-express-', dir='/tmp')
         os.chmod(self.base, 0o755)
-        for name, data in FILES.items():
-            path = os.path.join(self.base, name)
-            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-            with open(path, 'wb') as f:
-                f.write(data)
-            os.chmod(path, 0o644)
+        write_files(self.base, files)
+        if prepare is not None:
+            prepare(self.base)
         self.root = os.path.join(self.base, 'root')
         self.conf = os.path.join(self.root, 'httpd.conf')
         self.apachectl = os.path.join(self.root, 'apachectl')
         self.port = harness.free_port()
-        places = {'{base}': self.base, '{https_port}': str(harness.free_port()),
-                  '{cert}': os.path.join(self.base, 'cert.pem'),
+        self.https_port = None
+        places = {'{base}': self.base, '{cert}': os.path.join(self.base, 'cert.pem'),
                   '{key}': os.path.join(self.base, 'key.pem')}
+        if '{https_port}' in extra_args:
+            self.https_port = harness.free_port()
+            places['{https_port}'] = str(self.https_port)
         if any('{cert}' in a for a in extra_args):
             harness.self_signed_cert(places['{cert}'], places['{key}'])
         extra_args = [places.get(a, a.replace('{base}', self.base)) for a in extra_args]
@@ -194,6 +415,155 @@ class Generated:
         if os.environ.get('MWRS_KEEP'):
             return
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def descendants(pid):
+    """Every live process below ``pid``."""
+    children = {}
+    for name in os.listdir('/proc'):
+        if name.isdigit():
+            parent = daemon_util.ppid(int(name))
+            if parent is not None:
+                children.setdefault(parent, []).append(int(name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if daemon_util.alive(child):
+                found.append(child)
+                todo.append(child)
+    return found
+
+
+class Server:
+    """A generated server root run through its own ``apachectl``: ``start``
+    as an init script would (Apache detaches), or with ``foreground`` as
+    ``mod_wsgi-express start-server`` does (``apachectl start
+    -DFOREGROUND``, so ``--log-to-terminal`` output reaches our file)."""
+
+    def __init__(self, generated, foreground=False, ready_path='/'):
+        self.g = generated
+        self.foreground = foreground
+        self.ready_path = ready_path
+        self.output_path = os.path.join(generated.base, 'apachectl.out')
+        self.process = None
+        self.seen = set()
+
+    def _apachectl(self, *args, **kw):
+        with open(self.output_path, 'ab') as out:
+            return subprocess.run([self.g.apachectl] + list(args), cwd=self.g.base,
+                                  env=harness.APACHE_ENV, stdin=subprocess.DEVNULL,
+                                  stdout=out, stderr=out, **kw)
+
+    def output(self):
+        try:
+            with open(self.output_path, errors='replace') as f:
+                return f.read()
+        except OSError:
+            return ''
+
+    def error_log(self):
+        try:
+            with open(os.path.join(self.g.root, 'error_log'), errors='replace') as f:
+                return f.read()
+        except OSError:
+            return ''
+
+    def describe(self):
+        return 'apachectl output:\n%s\nerror_log:\n%s' % (self.output()[-4000:],
+                                                          self.error_log()[-4000:])
+
+    def parent(self):
+        try:
+            with open(os.path.join(self.g.root, 'httpd.pid')) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def start(self, timeout=60.0):
+        if self.foreground:
+            out = open(self.output_path, 'ab')
+            self.process = subprocess.Popen([self.g.apachectl, 'start', '-DFOREGROUND'],
+                                            cwd=self.g.base, env=harness.APACHE_ENV,
+                                            stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+            out.close()
+        else:
+            p = self._apachectl('start', timeout=60)
+            assert p.returncode == 0, self.describe()
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError('apachectl exited (%s)\n%s' % (self.process.returncode, self.describe()))
+            try:
+                response = self.request('GET', self.ready_path, timeout=10)
+                if response.status < 500:
+                    self.note_pids()
+                    return self
+                last = response
+            except OSError as e:
+                last = e
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError('no answer on port %d (%r)\n%s' % (self.g.port, last, self.describe()))
+
+    def note_pids(self):
+        """Remembers every process of this server seen so far."""
+        parent = self.parent()
+        if parent is not None and daemon_util.alive(parent):
+            self.seen.add(parent)
+            self.seen.update(descendants(parent))
+
+    def request(self, method, path, headers=None, body=None, https=False, host='localhost',
+                timeout=15.0):
+        """One request (``Connection: close``) to the HTTP port, or to the
+        HTTPS one, naming ``host`` in the Host header and in TLS (SNI)."""
+        port = self.g.https_port if https else self.g.port
+        data = harness.build_request(method, path, headers, body, host=host, port=port)
+        sock = socket.create_connection(('127.0.0.1', port), timeout=timeout)
+        try:
+            if https:
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+                sock = context.wrap_socket(sock, server_hostname=host)
+            sock.sendall(data)
+            return harness.Response(harness.recv_all(sock), method)
+        finally:
+            sock.close()
+
+    def stop(self, timeout=30.0):
+        """Stops the server with ``apachectl stop``; a process of it still
+        alive after ``timeout`` is killed. Returns those."""
+        self.note_pids()
+        if self.parent() is not None:
+            try:
+                self._apachectl('stop', timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.process is not None:
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        deadline = time.time() + timeout
+        left = []
+        while time.time() < deadline:
+            left = [p for p in self.seen if daemon_util.alive(p)]
+            if not left:
+                break
+            time.sleep(0.05)
+        for pid in left:
+            daemon_util.kill(pid, signal.SIGKILL)
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.seen.clear()
+        return left
+
+
+def parse_json(response):
+    assert response.status == 200, response.raw[:2000]
+    return json.loads(response.body.decode('utf-8'))
 
 
 @contextlib.contextmanager
