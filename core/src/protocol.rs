@@ -727,6 +727,16 @@ mod tests {
         }
     }
 
+    #[test]
+    fn environ_value_is_the_last_entry() {
+        let mut head = request();
+        assert_eq!(head.environ_value("REQUEST_METHOD"), Some(&b"GET"[..]));
+        assert_eq!(head.environ_value("EMPTY"), Some(&b""[..]));
+        assert_eq!(head.environ_value("SCRIPT_FILENAME"), None);
+        head.environ.push(("REQUEST_METHOD".into(), b"POST".to_vec()));
+        assert_eq!(head.environ_value("REQUEST_METHOD"), Some(&b"POST"[..]));
+    }
+
     fn head() -> Frame {
         Frame::Head {
             status: 200,

@@ -62,25 +62,29 @@ VARIANTS = {
               '--ssl-certificate-key-file', '{key}', '--server-name', 'localhost'],
 }
 
-# An application that reports what it was given: the environ (values that
-# are not plain data by their type's name), the request body, and markers
-# the reload tests change (VERSION here, helper.VALUE in a module it imports).
+# What every application here reports its environ with: values that are
+# not plain data by their type's name.
+REPORT = b'''def plain(value):
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, tuple):
+        return [plain(v) for v in value]
+    return '<%s>' % type(value).__name__
+'''
+
+# An application that reports what it was given: the environ, the request
+# body, and markers the reload tests change (VERSION here, helper.VALUE in
+# a module it imports).
 APP = b'''import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import helper
+from report import plain
 
 VERSION = 'one'
 
-
-def plain(value):
-    if isinstance(value, (str, int, float, bool, type(None))):
-        return value
-    if isinstance(value, tuple):
-        return [plain(v) for v in value]
-    return '<%s>' % type(value).__name__
 
 
 def application(environ, start_response):
@@ -99,6 +103,7 @@ FILES = {
     'app.wsgi': APP,
     'appmod.py': APP + b'\napp = application\n',
     'helper.py': b"VALUE = 'first'\n",
+    'report.py': REPORT,
     'static/hello.txt': b'static\n',
 }
 
@@ -108,15 +113,10 @@ FILES = {
 FLASK_FILES = {
     'flaskapp.py': b"""from flask import Flask, jsonify, redirect, request, url_for
 
+from report import plain
+
 app = Flask(__name__)
 
-
-def plain(value):
-    if isinstance(value, (str, int, float, bool, type(None))):
-        return value
-    if isinstance(value, tuple):
-        return [plain(v) for v in value]
-    return '<%s>' % type(value).__name__
 
 
 @app.get('/env')
@@ -139,6 +139,7 @@ def hello(name):
     return 'Hello, %s!' % name
 """,
     'static/style.css': b'body { color: #123456; }\n' * 40,
+    'report.py': REPORT,
 }
 
 # A Django project: the admin (its login), a form POST with CSRF, the
@@ -152,6 +153,7 @@ from django.core.management import execute_from_command_line
 
 execute_from_command_line(sys.argv)
 """,
+    'report.py': REPORT,
     'mysite/__init__.py': b'',
     'mysite/settings.py': b"""from pathlib import Path
 
@@ -205,17 +207,11 @@ urlpatterns = [
     'mysite/views.py': b"""from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template import engines
+from report import plain
 
 FORM = engines['django'].from_string(
     '<form method="post">{% csrf_token %}<input name="name"></form>')
 
-
-def plain(value):
-    if isinstance(value, (str, int, float, bool, type(None))):
-        return value
-    if isinstance(value, tuple):
-        return [plain(v) for v in value]
-    return '<%s>' % type(value).__name__
 
 
 def env(request):
