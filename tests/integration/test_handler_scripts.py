@@ -91,6 +91,14 @@ WSGIScriptAlias /capsule-no-access {apps}/capsule.wsgi
 """
 
 
+CONFIG_RESTRICTED = r"""
+WSGIRestrictEmbedded On
+WSGIDaemonProcess rd threads=1 display-name=%{GROUP}
+WSGIScriptAlias /dispatched {apps}/dispatch/app.wsgi process-group=rd application-group=%{GLOBAL}
+WSGIDispatchScript {apps}/dispatch/dispatch.py
+"""
+
+
 @pytest.fixture(scope='module')
 def server():
     with du.running(CONFIG, 'handlers', {'hd': 1, 'dd': 1}, single=True, modules=['mime']) as a:
@@ -305,3 +313,12 @@ def test_dispatch_script_gets_the_capsule_for_its_call_only(server, token):
 def test_access_script_gets_the_capsule(server):
     assert server.get('/capsule-access').status == 200
     assert server.get('/capsule-no-access').status == 403
+
+
+def test_dispatch_script_without_python_in_the_children_is_500():
+    # WSGIRestrictEmbedded On: Apache's children never start Python, so
+    # the dispatch script cannot run there and the request is refused.
+    with du.running(CONFIG_RESTRICTED, 'norun', {'rd': 1}) as a:
+        offset = a.log_size()
+        assert a.get('/dispatched/p').status == 500
+        assert a.wait_for_log("Python is not running in Apache's children", offset)
