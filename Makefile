@@ -1,7 +1,9 @@
 # mod_wsgi-rs build, install, run and test.
-#   make              build target/release/libmod_wsgi_rs.so
-#   make install      copy it into Apache's module directory (+ Debian conf)
-#   make run          serve examples/hello.wsgi on http://127.0.0.1:8000/
+#   make              build the module and mod_wsgi-express (target/release/)
+#   make install      install both: the module into Apache's module directory
+#                     (+ Debian conf), mod_wsgi-express into $(BINDIR)
+#   make run          serve examples/hello.wsgi on http://localhost:8000/
+#                     with mod_wsgi-express start-server
 #   make test         unit tests and integration tests against real Apache
 #   make bench        compare with mod_wsgi 6.1.1 and 4.9.4 (see bench/README.md)
 
@@ -10,33 +12,38 @@
 PYTHON ?= /usr/bin/python3
 APXS ?= apxs
 PORT ?= 8000
+BINDIR ?= /usr/local/bin
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 MODULE := target/release/libmod_wsgi_rs.so
+EXPRESS := target/release/mod_wsgi-express
 LIBEXECDIR = $(shell $(APXS) -q LIBEXECDIR)
 SYSCONFDIR = $(shell $(APXS) -q SYSCONFDIR)
+# As root, Apache's children and the daemons need an unprivileged account.
+RUN_AS = $(if $(filter 0,$(shell id -u)),--user www-data --group www-data)
 
 .PHONY: all build install run test unit-test integration-test bench clean
 
 all: build
 
 build:
-	PYO3_PYTHON=$(PYTHON) APXS=$(APXS) cargo build --release
+	PYO3_PYTHON=$(PYTHON) APXS=$(APXS) cargo build --release -p mod_wsgi_rs -p mod_wsgi_express
 
-$(MODULE): build
+$(MODULE) $(EXPRESS): build
 
 install: build
-	install -d $(DESTDIR)$(LIBEXECDIR)
+	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(BINDIR)
 	install -m 644 $(MODULE) $(DESTDIR)$(LIBEXECDIR)/mod_wsgi_rs.so
+	install -m 755 $(EXPRESS) $(DESTDIR)$(BINDIR)/mod_wsgi-express
 	if [ -d $(DESTDIR)$(SYSCONFDIR)/mods-available ]; then \
 		install -m 644 conf/wsgi_rs.load conf/wsgi_rs.conf $(DESTDIR)$(SYSCONFDIR)/mods-available/; \
 	fi
 
 run: build
-	PYTHON=$(PYTHON) PORT=$(PORT) ./scripts/run-example.sh examples/hello.wsgi
+	$(EXPRESS) start-server examples/hello.wsgi --port $(PORT) $(RUN_AS)
 
 unit-test:
-	PYO3_PYTHON=$(PYTHON) cargo test --release -p wsgi_core
+	PYO3_PYTHON=$(PYTHON) APXS=$(APXS) cargo test --release -p wsgi_core -p mod_wsgi_express
 
 integration-test: build
 	MOD_WSGI_RS_SO=$(CURDIR)/$(MODULE) $(PYTHON) -m pytest tests/integration -q
