@@ -47,7 +47,7 @@ pub struct ProxyMount {
 impl ProxyMount {
     /// Matches the prefix without its slash, which is redirected to it.
     pub fn bare_prefix_pattern(&self) -> String {
-        format!("^{}$", self.prefix)
+        format!("^{}$", regex_literal(&self.prefix))
     }
 }
 
@@ -213,6 +213,18 @@ fn choose_mpm(o: &ServerOptions) -> Result<Mpm, Invalid> {
             let names: Vec<&str> = allowed.iter().map(|m| m.name()).collect();
             Invalid(format!("no {} MPM module (mod_mpm_NAME.so) in {}; see --modules-directory", names.join(" or "), o.modules_directory))
         })
+}
+
+/// `text` with every character a regex could take specially escaped.
+fn regex_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if !(c.is_alphanumeric() || c == '/' || c == '_' || c == '-') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// mod_reqtimeout's setting from the header and body options.
@@ -621,6 +633,15 @@ impl Server {
         })
     }
 
+    /// A regex matching exactly the mount point.
+    pub fn bare_mount_point_pattern(&self) -> String {
+        format!("^{}$", regex_literal(&self.mount_point))
+    }
+
+    pub fn mount_point_slashed(&self) -> String {
+        format!("{}/", self.mount_point)
+    }
+
     pub fn module_file(&self, name: &str) -> String {
         format!("{}/mod_{name}.so", self.o.modules_directory)
     }
@@ -670,6 +691,12 @@ mod tests {
             crate::options::Command::SetupServer(o) => o,
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn regex_literals() {
+        assert_eq!(regex_literal("/app"), "/app");
+        assert_eq!(regex_literal("/my.app+v2_x-y"), "/my\\.app\\+v2_x-y");
     }
 
     #[test]
