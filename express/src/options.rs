@@ -136,7 +136,7 @@ pub struct ServerOptions {
 
     // -- the application ------------------------------------------------------
     /// What the entry point is.
-    #[arg(long, value_enum, default_value = "script", help_heading = "Application")]
+    #[arg(long, value_enum, value_name = "TYPE", default_value = "script", help_heading = "Application")]
     pub application_type: ApplicationType,
     /// The entry point, instead of giving it as SCRIPT.
     #[arg(long, value_name = "FILE-PATH|MODULE", help_heading = "Application")]
@@ -382,7 +382,7 @@ pub struct ServerOptions {
 
     // -- requests ---------------------------------------------------------------
     /// Map HEAD requests to GET.
-    #[arg(long, value_enum, ignore_case = true, default_value = "Auto", help_heading = "Requests")]
+    #[arg(long, value_enum, value_name = "OFF|ON|AUTO", ignore_case = true, default_value = "Auto", help_heading = "Requests")]
     pub map_head_to_get: MapHeadToGet,
     /// Accept chunked request bodies.
     #[arg(long, help_heading = "Requests")]
@@ -482,7 +482,7 @@ pub struct ServerOptions {
     #[arg(long, value_name = "SCRIPT-PATH", help_heading = "Access control")]
     pub auth_user_script: Option<String>,
     /// The authentication scheme.
-    #[arg(long, value_enum, ignore_case = true, default_value = "basic", help_heading = "Access control")]
+    #[arg(long, value_enum, value_name = "TYPE", ignore_case = true, default_value = "basic", help_heading = "Access control")]
     pub auth_type: AuthType,
     /// A script whose groups_for_user decides group membership.
     #[arg(long, value_name = "SCRIPT-PATH", help_heading = "Access control")]
@@ -510,10 +510,13 @@ pub struct ServerOptions {
     /// Write Apache's start-up messages to a log of their own.
     #[arg(long, help_heading = "Logs")]
     pub startup_log: bool,
+    /// The error log's file name in the log directory.
     #[arg(long, value_name = "FILE-NAME", default_value = "error_log", help_heading = "Logs")]
     pub error_log_name: String,
+    /// The access log's file name in the log directory.
     #[arg(long, value_name = "FILE-NAME", default_value = "access_log", help_heading = "Logs")]
     pub access_log_name: String,
+    /// The start-up log's file name in the log directory.
     #[arg(long, value_name = "FILE-NAME", default_value = "startup_log", help_heading = "Logs")]
     pub startup_log_name: String,
     /// Send the logs to this terminal (ignored with --log-directory).

@@ -1,7 +1,8 @@
 """A Flask application and a Django project, installed from the package
 index into a virtualenv made with the system Python, served by our
 ``mod_wsgi-express start-server --python-home VENV``: a form POST, a
-redirect, a file upload and static files served by Apache.
+redirect, a file upload and static files served by Apache. Also an
+application loaded from a Paste Deploy configuration.
 
 The first run downloads Flask and Django (see launcher_util.cached_venv);
 it fails loudly, rather than skipping, when it cannot."""
@@ -17,7 +18,7 @@ import pytest
 import harness
 from launcher_util import RUN_AS, Launched, Site, Unavailable, cached_venv
 
-REQUIREMENTS = ['flask==3.0.3', 'django==4.2.16']
+REQUIREMENTS = ['flask==3.0.3', 'django==4.2.16', 'PasteDeploy==3.1.0']
 
 FLASK_APP = '''import hashlib
 
@@ -128,6 +129,18 @@ application = get_wsgi_application()
 
 CSS = 'body { color: #333; }\n'
 
+PASTE_CONFIG = '''[app:main]
+use = call:pasteapp:make_app
+greeting = configured by Paste Deploy
+'''
+
+PASTE_APP = '''def make_app(global_conf, greeting):
+    def app(environ, start_response):
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [greeting.encode()]
+    return app
+'''
+
 
 @pytest.fixture(scope='module')
 def venv():
@@ -137,11 +150,11 @@ def venv():
         pytest.fail('cannot install %s from the package index: %s' % (' '.join(REQUIREMENTS), e))
 
 
-def serve(site, venv, *args):
+def serve(site, venv, *args, ready_path='/static/site.css'):
     port = harness.free_port()
     root = tempfile.mkdtemp(prefix='root-', dir=site.dir)
     argv = list(args) + ['--python-home', venv, '--port', str(port), '--server-root', root] + RUN_AS
-    return Launched(argv, root, port, cwd=site.dir, ready_path='/static/site.css')
+    return Launched(argv, root, port, cwd=site.dir, ready_path=ready_path)
 
 
 @pytest.fixture(scope='module')
@@ -266,3 +279,16 @@ def test_django_static_files_come_from_apache(django_server):
     check_static(django_server)
     # Django itself (DEBUG off) serves no static files; the alias does.
     assert django_server.get('/hello/x/').status == 200
+
+
+# -- Paste Deploy -----------------------------------------------------------------------------
+
+def test_paste_deploy_application(venv):
+    site = Site({'config.ini': PASTE_CONFIG, 'pasteapp.py': PASTE_APP}, name='paste')
+    server = serve(site, venv, 'config.ini', '--application-type', 'paste', ready_path='/')
+    try:
+        r = server.get('/anything')
+        assert (r.status, r.body) == (200, b'configured by Paste Deploy'), server.describe()
+    finally:
+        server.cleanup()
+        site.cleanup()

@@ -27,7 +27,7 @@ import greeting
 VERSION = 1
 KEYS = ('REQUEST_METHOD', 'SCRIPT_NAME', 'PATH_INFO', 'QUERY_STRING', 'SERVER_NAME',
         'SERVER_PORT', 'HTTP_HOST', 'wsgi.url_scheme', 'mod_wsgi.process_group',
-        'mod_wsgi.application_group', 'wsgi.multithread', 'wsgi.multiprocess')
+        'mod_wsgi.application_group', 'wsgi.multithread', 'wsgi.multiprocess', 'MY_SETTING')
 
 
 def application(environ, start_response):
@@ -80,8 +80,8 @@ def site():
 def server(site):
     """One daemon-mode server for most tests: static files from a URL alias
     and a document root, and reloading on any change."""
-    s = start(site, '--url-alias', '/static', site.path('static'),
-              '--document-root', site.path('htdocs'), '--reload-on-changes', '--log-level', 'info')
+    s = start(site, '--url-alias', '/static', site.path('static'), '--document-root', site.path('htdocs'),
+              '--reload-on-changes', '--log-level', 'info', '--access-log', '--setenv', 'MY_SETTING', 'on')
     yield s
     s.cleanup()
 
@@ -107,6 +107,7 @@ def test_start_server_runs_the_app_in_a_daemon_process(server):
     assert daemon_util.uids(data['pid'])[1] == harness.WWW_UID
     assert (daemon_util.cmdline(data['pid']) or b'').startswith(b'(wsgi:localhost:%d:0)' % server.port)
     assert data['cwd'] == os.path.dirname(server.root)
+    assert data['MY_SETTING'] == 'on'
     r = server.request('POST', '/form', body=b'a=1&b=2', headers={'Content-Type': 'application/x-www-form-urlencoded'})
     assert r.status == 200 and r.json()['body'] == 'a=1&b=2'
 
@@ -121,6 +122,12 @@ def test_start_up_summary(server):
                          ('Timeouts', 'request 60s, queue 45s, startup 15s, socket 60s, connect 15s')]:
         assert re.search(r'^  %s +%s$' % (re.escape(label), re.escape(value)), out, re.M), (label, out)
     assert 'warning' not in err, err
+
+
+def test_access_log(server):
+    server.get('/logged-request')
+    path = os.path.join(server.root, 'access_log')
+    assert until(lambda: os.path.exists(path) and 'GET /logged-request HTTP/1.1" 200' in open(path).read())
 
 
 def test_url_alias_serves_static_files(server):
@@ -158,11 +165,25 @@ def test_reload_on_changes_restarts_for_an_imported_module(site, server):
     assert re.search(r'greeting\.py changed; restarting', server.error_log()), server.error_log()[-2000:]
 
 
+def test_a_changed_module_entry_point_is_reloaded(site):
+    site.write('entrymod.py', "def app(environ, start_response):\n"
+                              "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+                              "    return [b'one']\n")
+    s = start(site, '--application-type', 'module', '--entry-point', 'entrymod', '--callable-object', 'app',
+              script=None)
+    try:
+        assert s.get('/').body == b'one'
+        replace_file(site, 'entrymod.py', open(site.path('entrymod.py')).read().replace("b'one'", "b'two'"))
+        assert until(lambda: s.get('/').body == b'two'), s.describe()
+    finally:
+        s.cleanup()
+
+
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
 def test_a_signal_stops_apache_and_every_daemon(sig):
     site = Site(FILES, name='signal')
     try:
-        s = start(site, '--processes', '2', '--threads', '2')
+        s = start(site, '--processes', '2', '--threads', '2', '--log-to-terminal', '--log-level', 'info')
         # Apache's parent, its children and both daemons, all below the launcher.
         pids = until(lambda: (lambda p: p if len(p) >= 4 else None)(s.pids()))
         assert pids, s.describe()
@@ -172,6 +193,10 @@ def test_a_signal_stops_apache_and_every_daemon(sig):
         assert left == [], daemon_util.describe_pids(left)
         assert status == 0, s.describe()
         assert not os.path.exists(os.path.join(s.root, 'httpd.pid'))
+        # --log-to-terminal: Apache's log went to the launcher's stderr.
+        _, err = s.output()
+        assert 'shutting down' in err, err
+        assert not os.path.exists(os.path.join(s.root, 'error_log'))
         s.cleanup()
     finally:
         site.cleanup()
