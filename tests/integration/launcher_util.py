@@ -69,6 +69,12 @@ class Site:
         if not os.environ.get('MWRS_KEEP'):
             shutil.rmtree(self.dir, ignore_errors=True)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
 
 def descendants(pid):
     """Every live process below ``pid``."""
@@ -110,7 +116,7 @@ class Launched:
         try:
             self.wait_ready(ready_path, timeout)
         except BaseException:
-            self.stop()
+            self.cleanup()
             raise
 
     def output(self):
@@ -195,12 +201,19 @@ class Launched:
         return status, left
 
     def cleanup(self):
+        """Stops the server if it runs, and removes the output files."""
         self.stop()
         for path in (self.out_path, self.err_path):
             try:
                 os.unlink(path)
             except OSError:
                 pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
 
 
 class Unavailable(Exception):

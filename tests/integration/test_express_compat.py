@@ -91,12 +91,11 @@ def pypi_express():
 
 @pytest.fixture(scope='module')
 def site():
-    s = Site(FILES, name='compat')
-    # Apache makes the ETag of a file changed within the last second weak.
-    an_hour_ago = os.stat(s.path('static/hello.txt')).st_mtime - 3600
-    os.utime(s.path('static/hello.txt'), (an_hour_ago, an_hour_ago))
-    yield s
-    s.cleanup()
+    with Site(FILES, name='compat') as s:
+        # Apache makes the ETag of a file changed within the last second weak.
+        an_hour_ago = os.stat(s.path('static/hello.txt')).st_mtime - 3600
+        os.utime(s.path('static/hello.txt'), (an_hour_ago, an_hour_ago))
+        yield s
 
 
 def responses(executable, env, site, args, port):
@@ -104,9 +103,8 @@ def responses(executable, env, site, args, port):
     root = site.path('server-root')
     shutil.rmtree(root, ignore_errors=True)
     argv = [a.replace('{dir}', site.dir) for a in args] + ['--port', str(port), '--server-root', root] + RUN_AS
-    server = Launched(argv, root, port, cwd=site.dir, executable=executable, env=env,
-                      ready_path='/static/hello.txt')
-    try:
+    with Launched(argv, root, port, cwd=site.dir, executable=executable, env=env,
+                  ready_path='/static/hello.txt') as server:
         answers = []
         for method, path, body in REQUESTS:
             headers = {'Content-Type': 'application/x-www-form-urlencoded'} if body else None
@@ -115,10 +113,10 @@ def responses(executable, env, site, args, port):
             if r.header('Content-Type') == 'application/json' and method != 'HEAD':
                 content = json.loads(r.body)
             answers.append(((method, path), r.status, {h: r.header(h) for h in HEADERS}, content))
-        return answers, server.describe()
-    finally:
-        status, left = server.stop()
-        assert left == [], left
+        log = server.describe()
+        _, left = server.stop()
+    assert left == [], left
+    return answers, log
 
 
 def differences(ours, theirs):

@@ -159,31 +159,27 @@ def serve(site, venv, *args, ready_path='/static/site.css'):
 
 @pytest.fixture(scope='module')
 def flask_server(venv):
-    site = Site({'app.wsgi': FLASK_APP, 'static/site.css': CSS}, name='flask')
-    server = serve(site, venv, 'app.wsgi', '--url-alias', '/static', site.path('static'))
-    yield server
-    server.cleanup()
-    site.cleanup()
+    with Site({'app.wsgi': FLASK_APP, 'static/site.css': CSS}, name='flask') as site, \
+            serve(site, venv, 'app.wsgi', '--url-alias', '/static', site.path('static')) as server:
+        yield server
 
 
 @pytest.fixture(scope='module')
 def django_server(venv):
-    site = Site({'djsite/__init__.py': '', 'djsite/settings.py': DJANGO_SETTINGS,
-                 'djsite/views.py': DJANGO_VIEWS, 'djsite/urls.py': DJANGO_URLS,
-                 'djsite/wsgi.py': DJANGO_WSGI, 'assets/site.css': CSS}, name='django')
-    collect = subprocess.run([os.path.join(venv, 'bin', 'django-admin'), 'collectstatic', '--noinput',
-                              '--settings', 'djsite.settings', '--pythonpath', site.dir],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
-    assert collect.returncode == 0, collect.stdout
-    for dirpath, _, filenames in os.walk(site.path('collected')):
-        os.chmod(dirpath, 0o755)
-        for name in filenames:
-            os.chmod(os.path.join(dirpath, name), 0o644)
-    server = serve(site, venv, '--application-type', 'module', '--entry-point', 'djsite.wsgi',
-                   '--working-directory', site.dir, '--url-alias', '/static', site.path('collected'))
-    yield server
-    server.cleanup()
-    site.cleanup()
+    with Site({'djsite/__init__.py': '', 'djsite/settings.py': DJANGO_SETTINGS,
+               'djsite/views.py': DJANGO_VIEWS, 'djsite/urls.py': DJANGO_URLS,
+               'djsite/wsgi.py': DJANGO_WSGI, 'assets/site.css': CSS}, name='django') as site:
+        collect = subprocess.run([os.path.join(venv, 'bin', 'django-admin'), 'collectstatic', '--noinput',
+                                  '--settings', 'djsite.settings', '--pythonpath', site.dir],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+        assert collect.returncode == 0, collect.stdout
+        for dirpath, _, filenames in os.walk(site.path('collected')):
+            os.chmod(dirpath, 0o755)
+            for name in filenames:
+                os.chmod(os.path.join(dirpath, name), 0o644)
+        with serve(site, venv, '--application-type', 'module', '--entry-point', 'djsite.wsgi',
+                   '--working-directory', site.dir, '--url-alias', '/static', site.path('collected')) as server:
+            yield server
 
 
 def multipart(fields, files):
@@ -284,11 +280,7 @@ def test_django_static_files_come_from_apache(django_server):
 # -- Paste Deploy -----------------------------------------------------------------------------
 
 def test_paste_deploy_application(venv):
-    site = Site({'config.ini': PASTE_CONFIG, 'pasteapp.py': PASTE_APP}, name='paste')
-    server = serve(site, venv, 'config.ini', '--application-type', 'paste', ready_path='/')
-    try:
+    with Site({'config.ini': PASTE_CONFIG, 'pasteapp.py': PASTE_APP}, name='paste') as site, \
+            serve(site, venv, 'config.ini', '--application-type', 'paste', ready_path='/') as server:
         r = server.get('/anything')
         assert (r.status, r.body) == (200, b'configured by Paste Deploy'), server.describe()
-    finally:
-        server.cleanup()
-        site.cleanup()

@@ -71,19 +71,17 @@ def start(site, *args, script='app.wsgi', **kw):
 
 @pytest.fixture(scope='module')
 def site():
-    s = Site(FILES, name='launcher')
-    yield s
-    s.cleanup()
+    with Site(FILES, name='launcher') as s:
+        yield s
 
 
 @pytest.fixture(scope='module')
 def server(site):
     """One daemon-mode server for most tests: static files from a URL alias
     and a document root, and reloading on any change."""
-    s = start(site, '--url-alias', '/static', site.path('static'), '--document-root', site.path('htdocs'),
-              '--reload-on-changes', '--log-level', 'info', '--access-log', '--setenv', 'MY_SETTING', 'on')
-    yield s
-    s.cleanup()
+    with start(site, '--url-alias', '/static', site.path('static'), '--document-root', site.path('htdocs'),
+               '--reload-on-changes', '--log-level', 'info', '--access-log', '--setenv', 'MY_SETTING', 'on') as s:
+        yield s
 
 
 def get_json(server, path, **kw):
@@ -169,21 +167,17 @@ def test_a_changed_module_entry_point_is_reloaded(site):
     site.write('entrymod.py', "def app(environ, start_response):\n"
                               "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
                               "    return [b'one']\n")
-    s = start(site, '--application-type', 'module', '--entry-point', 'entrymod', '--callable-object', 'app',
-              script=None)
-    try:
+    with start(site, '--application-type', 'module', '--entry-point', 'entrymod', '--callable-object', 'app',
+               script=None) as s:
         assert s.get('/').body == b'one'
         replace_file(site, 'entrymod.py', open(site.path('entrymod.py')).read().replace("b'one'", "b'two'"))
         assert until(lambda: s.get('/').body == b'two'), s.describe()
-    finally:
-        s.cleanup()
 
 
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
 def test_a_signal_stops_apache_and_every_daemon(sig):
-    site = Site(FILES, name='signal')
-    try:
-        s = start(site, '--processes', '2', '--threads', '2', '--log-to-terminal', '--log-level', 'info')
+    with Site(FILES, name='signal') as site, \
+            start(site, '--processes', '2', '--threads', '2', '--log-to-terminal', '--log-level', 'info') as s:
         # Apache's parent, its children and both daemons, all below the launcher.
         pids = until(lambda: (lambda p: p if len(p) >= 4 else None)(s.pids()))
         assert pids, s.describe()
@@ -197,14 +191,10 @@ def test_a_signal_stops_apache_and_every_daemon(sig):
         _, err = s.output()
         assert 'shutting down' in err, err
         assert not os.path.exists(os.path.join(s.root, 'error_log'))
-        s.cleanup()
-    finally:
-        site.cleanup()
 
 
 def test_embedded_mode_under_prefork_warns_once(site):
-    s = start(site, '--embedded-mode', '--server-mpm', 'prefork', '--processes', '2', '--threads', '1')
-    try:
+    with start(site, '--embedded-mode', '--server-mpm', 'prefork', '--processes', '2', '--threads', '1') as s:
         data = get_json(s, '/x')
         assert data['mod_wsgi.process_group'] == ''
         assert data['wsgi.multiprocess'] is True and data['wsgi.multithread'] is False
@@ -218,8 +208,6 @@ def test_embedded_mode_under_prefork_warns_once(site):
         assert err.count('warning:') == 1 and 'prefork' in err and 'Daemon mode' in err, err
         status, left = s.stop()
         assert left == [] and status == 0
-    finally:
-        s.cleanup()
 
 
 def test_embedded_mode_prefers_the_worker_mpm_without_a_warning(site):
@@ -239,8 +227,7 @@ def test_https_with_a_self_signed_certificate(site, server_name):
     args = ['--https-port', str(https), '--ssl-certificate-file', cert, '--ssl-certificate-key-file', key]
     if server_name:
         args += ['--server-name', server_name]
-    s = start(site, *args)
-    try:
+    with start(site, *args) as s:
         data = get_json(s, '/secure', https_port=https)
         assert data['wsgi.url_scheme'] == 'https' and data['SERVER_PORT'] == str(https)
         assert get_json(s, '/plain')['wsgi.url_scheme'] == 'http'
@@ -249,8 +236,6 @@ def test_https_with_a_self_signed_certificate(site, server_name):
         if server_name:
             # Other host names are refused, as with mod_wsgi-express.
             assert s.get('/', host='other.example').status == 403
-    finally:
-        s.cleanup()
 
 
 # -- setup-server and apachectl ---------------------------------------------------------------
