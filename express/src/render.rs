@@ -54,10 +54,15 @@ struct DefaultPage<'a> {
     s: &'a Server,
 }
 
-fn make_dir(path: &str) -> io::Result<()> {
+/// Creates a directory Apache's children (another account) can enter; one
+/// that exists is left as it is. True if it was created.
+fn make_dir(path: &str) -> io::Result<bool> {
+    if Path::new(path).is_dir() {
+        return Ok(false);
+    }
     fs::create_dir_all(path)?;
-    // Apache's children (another account) must be able to enter it.
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
+    Ok(true)
 }
 
 fn write(path: &str, text: &str, mode: u32) -> io::Result<()> {
@@ -82,8 +87,10 @@ pub fn write_server_root(s: &Server) -> Result<(), String> {
     for dir in [root, &s.document_root, &s.log_directory] {
         make_dir(dir).map_err(failed(dir))?;
     }
-    make_dir(&s.python_eggs).map_err(failed(&s.python_eggs))?;
-    if nix::unistd::Uid::effective().is_root() {
+    // The server root is ours even when it exists: Apache's children must
+    // reach the daemons' sockets and the scripts in it.
+    fs::set_permissions(root, fs::Permissions::from_mode(0o755)).map_err(failed(root))?;
+    if make_dir(&s.python_eggs).map_err(failed(&s.python_eggs))? && nix::unistd::Uid::effective().is_root() {
         // Eggs are unpacked by the application, running as --user.
         chown(&s.python_eggs, Some(s.uid.as_raw()), Some(s.gid.as_raw())).map_err(failed(&s.python_eggs))?;
     }

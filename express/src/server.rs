@@ -313,6 +313,9 @@ impl Server {
 
         let cwd = env::current_dir().map_err(|e| Invalid(format!("cannot tell the current directory: {e}")))?;
         let working_directory = absolute(&text(&PathBuf::from(o.working_directory.as_deref().unwrap_or(&text(&cwd)?)))?);
+        if !Path::new(&working_directory).is_dir() {
+            return Err(Invalid(format!("--working-directory {working_directory}: no such directory")));
+        }
         let listener_host = o.host.clone();
         let host = listener_host.clone().unwrap_or_else(|| "localhost".to_string());
 

@@ -306,6 +306,10 @@ def test_every_supported_option_passes_configtest(site):
     include = site.write('extra.conf', '# included\n')
     script = site.write('access.wsgi', 'def allow_access(environ, host):\n    return True\n')
     root = site.path('root-all')
+    # An existing directory of the user's keeps its permissions.
+    docroot = site.path('docroot')
+    os.mkdir(docroot, 0o751)
+    os.chmod(docroot, 0o751)
     args = ['setup-server', 'app.wsgi', '--server-root', root, '--port', str(harness.free_port())] + RUN_AS + [
         '--host', '127.0.0.1', '--server-name', 'www.example.test', '--server-alias', 'alt.example.test',
         '--allow-localhost', '--https-port', str(harness.free_port()), '--ssl-certificate-file', cert,
@@ -319,7 +323,7 @@ def test_every_supported_option_passes_configtest(site):
         '--map-head-to-get', 'off', '--chunked-request', '--error-override', '--trust-proxy-header',
         'X-Forwarded-For', '--trust-proxy', '10.0.0.0/8', '--compress-responses', '--enable-sendfile',
         '--url-alias', '/static', site.path('static'), '--url-alias', '/robots.txt', site.path('htdocs', 'robots.txt'),
-        '--document-root', site.path('htdocs'), '--directory-index', 'index.html', '--directory-listing',
+        '--document-root', docroot, '--directory-index', 'index.html', '--directory-listing',
         '--allow-override', 'FileInfo', '--error-document', '404', '/missing.html', '--with-cgi',
         '--proxy-mount-point', '/api', 'http://127.0.0.1:9/', '--proxy-virtual-host', 'proxied.example.test',
         'http://127.0.0.1:9/', '--proxy-timeout', '30', '--host-access-script', script,
@@ -337,6 +341,7 @@ def test_every_supported_option_passes_configtest(site):
     c = subprocess.run([os.path.join(root, 'apachectl'), 'configtest'], env=express_env(),
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
     assert c.returncode == 0 and 'Syntax OK' in c.stdout, c.stdout
+    assert stat.S_IMODE(os.stat(docroot).st_mode) == 0o751
     conf = open(os.path.join(root, 'httpd.conf')).read()
     for line in ['WSGIDaemonProcess "site-daemons"', 'processes=2', 'threads=3', 'maximum-requests=100',
                  'KeepAlive Off', 'ServerAlias alt.example.test', 'ServerName example.test',
@@ -394,6 +399,7 @@ def test_install_module_copies_the_module(site):
     (['--telemetry-service', 'udp:host:9'], 'only unix:PATH targets'),
     (['--python-home', '/no/such/venv'], '--python-home /no/such/venv: no such directory'),
     (['--user', 'no-such-user-here'], '--user no-such-user-here: there is no such user'),
+    (['--working-directory', '/no/such/dir'], '--working-directory /no/such/dir: no such directory'),
 ], ids=lambda v: v if isinstance(v, str) else ' '.join(v))
 def test_bad_options_are_usage_errors_naming_them(site, args, needle):
     p = run(['setup-server', 'app.wsgi', '--server-root', site.path('root-bad')] + RUN_AS + args, cwd=site.dir)
