@@ -18,6 +18,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Debug)]
 pub struct Invalid(pub String);
 
+#[derive(Debug)]
 pub struct Tls {
     pub port: u16,
     pub certificate_file: String,
@@ -270,6 +271,91 @@ fn venv_python_version(home: &Path) -> Option<String> {
     Some(format!("{}.{}", parts.next()?, parts.next()?))
 }
 
+/// The HTTPS settings: a port needs a certificate and its key, and the
+/// certificate options need a port.
+fn tls(o: &ServerOptions) -> Result<Option<Tls>, Invalid> {
+    let (certificate, key) = match &o.ssl_certificate {
+        Some(common) => (Some(format!("{common}.crt")), Some(format!("{common}.key"))),
+        None => (o.ssl_certificate_file.clone(), o.ssl_certificate_key_file.clone()),
+    };
+    match (o.https_port, certificate, key) {
+        (Some(port), Some(certificate), Some(key)) => Ok(Some(Tls {
+            port,
+            certificate_file: absolute(&certificate),
+            key_file: absolute(&key),
+            ca_certificate_file: o.ssl_ca_certificate_file.as_deref().map(absolute),
+            chain_file: o.ssl_certificate_chain_file.as_deref().map(absolute),
+        })),
+        (Some(_), _, _) => Err(Invalid("--https-port needs --ssl-certificate-file and --ssl-certificate-key-file (or --ssl-certificate)".to_string())),
+        (None, certificate, key) if certificate.is_some() || key.is_some() || o.ssl_ca_certificate_file.is_some() || o.ssl_certificate_chain_file.is_some() => {
+            Err(Invalid("--https-port must be given with the SSL certificate options".to_string()))
+        }
+        (None, _, _) => Ok(None),
+    }
+}
+
+/// Telemetry and threading options that only make sense together or with
+/// the right Python.
+fn check_python_options(o: &ServerOptions) -> Result<(), Invalid> {
+    if let Some(target) = o.telemetry_service.as_deref().filter(|t| !t.starts_with("unix:")) {
+        return Err(Invalid(format!("--telemetry-service {target}: only unix:PATH targets are supported")));
+    }
+    if o.slow_requests.is_some() && o.telemetry_service.is_none() {
+        return Err(Invalid("--slow-requests needs --telemetry-service".to_string()));
+    }
+    if o.free_threading && !install::python_free_threaded() {
+        return Err(Invalid(format!("--free-threading needs a free-threaded Python; this mod_wsgi-rs embeds Python {} with a GIL", install::PYTHON_VERSION)));
+    }
+    Ok(())
+}
+
+/// The Apache modules the configuration uses, besides the MPM and ours.
+fn apache_modules(o: &ServerOptions, tls: bool) -> Vec<&'static str> {
+    let mut modules = vec!["access_compat", "unixd", "authn_core", "authz_core", "authz_host", "mime", "rewrite", "alias", "dir", "env", "headers", "filter", "reqtimeout"];
+    let cgi: &[&str] = if Path::new(&o.modules_directory).join("mod_cgid.so").exists() { &["cgid"] } else { &["cgi"] };
+    let optional: [(bool, &[&'static str]); 9] = [
+        (o.http2, &["http2"]),
+        (o.directory_listing, &["autoindex"]),
+        (o.compress_responses, &["deflate"]),
+        (o.auth_user_script.is_some(), &["auth_basic", "auth_digest", "authz_user"]),
+        (!o.proxy_mount_points.is_empty() || !o.proxy_virtual_hosts.is_empty(), &["proxy", "proxy_http"]),
+        (o.server_metrics || o.server_status, &["status"]),
+        (o.access_log, &["log_config"]),
+        (tls, &["ssl"]),
+        (o.with_cgi, cgi),
+    ];
+    for (wanted, names) in optional {
+        if wanted {
+            modules.extend_from_slice(names);
+        }
+    }
+    modules
+}
+
+/// `--url-alias URL TARGET`: a file, or a directory (also one that does not exist yet).
+fn url_alias(url: String, target: &str) -> UrlAlias {
+    let path = absolute(target);
+    let p = Path::new(&path);
+    if p.exists() && !p.is_dir() {
+        UrlAlias {
+            url,
+            directory: p.parent().map_or_else(|| "/".to_string(), |d| d.display().to_string()),
+            file: p.file_name().map(|f| f.to_string_lossy().into_owned()),
+            path,
+        }
+    } else {
+        let path = if target.ends_with('/') && path != "/" { format!("{path}/") } else { path };
+        UrlAlias { url, directory: path.clone(), file: None, path }
+    }
+}
+
+/// `--proxy-mount-point URL-PATH URL`, always proxied with a final slash.
+fn proxy_mount(url_path: &str, target: String) -> ProxyMount {
+    let prefix = url_path.trim_end_matches('/').to_string();
+    let target = if url_path.ends_with('/') { target } else { format!("{}/", target.trim_end_matches('/')) };
+    ProxyMount { url_path: format!("{prefix}/"), target, prefix }
+}
+
 fn python_home(o: &ServerOptions) -> Result<String, Invalid> {
     let Some(home) = &o.python_home else {
         return Ok(install::PYTHON_PREFIX.to_string());
@@ -324,40 +410,9 @@ impl Server {
             format!("{}/mod_wsgi-{host}:{}:{}", tmp.trim_end_matches('/'), o.port, Uid::current())
         }));
 
-        // TLS
-        if let Some(common) = &o.ssl_certificate {
-            o.ssl_certificate_file = Some(format!("{common}.crt"));
-            o.ssl_certificate_key_file = Some(format!("{common}.key"));
-        }
-        let tls_files = [&o.ssl_certificate_file, &o.ssl_certificate_key_file, &o.ssl_ca_certificate_file, &o.ssl_certificate_chain_file];
-        let tls = match (o.https_port, &o.ssl_certificate_file, &o.ssl_certificate_key_file) {
-            (Some(port), Some(cert), Some(key)) => Some(Tls {
-                port,
-                certificate_file: absolute(cert),
-                key_file: absolute(key),
-                ca_certificate_file: o.ssl_ca_certificate_file.as_deref().map(absolute),
-                chain_file: o.ssl_certificate_chain_file.as_deref().map(absolute),
-            }),
-            (Some(_), _, _) => {
-                return Err(Invalid("--https-port needs --ssl-certificate-file and --ssl-certificate-key-file (or --ssl-certificate)".to_string()))
-            }
-            (None, _, _) if tls_files.iter().any(|f| f.is_some()) => {
-                return Err(Invalid("--https-port must be given with the SSL certificate options".to_string()))
-            }
-            (None, _, _) => None,
-        };
-
-        if let Some(target) = &o.telemetry_service {
-            if !target.starts_with("unix:") {
-                return Err(Invalid(format!("--telemetry-service {target}: only unix:PATH targets are supported")));
-            }
-        }
-        if o.slow_requests.is_some() && o.telemetry_service.is_none() {
-            return Err(Invalid("--slow-requests needs --telemetry-service".to_string()));
-        }
-        if o.free_threading && !install::python_free_threaded() {
-            return Err(Invalid(format!("--free-threading needs a free-threaded Python; this mod_wsgi-rs embeds Python {} with a GIL", install::PYTHON_VERSION)));
-        }
+        let tls = tls(&o)?;
+        check_python_options(&o)?;
+        o.envvars_script = o.envvars_script.as_deref().map(absolute);
         let python_home = python_home(&o)?;
         readable("the Python home", &python_home);
 
@@ -481,57 +536,13 @@ impl Server {
         };
         let startup_log = o.startup_log.then(|| if to_terminal { "/dev/stderr".to_string() } else { format!("{log_directory}/{}", o.startup_log_name) });
 
-        let mut modules = vec!["access_compat", "unixd", "authn_core", "authz_core", "authz_host", "mime", "rewrite", "alias", "dir", "env", "headers", "filter", "reqtimeout"];
-        let optional: [(bool, &[&'static str]); 9] = [
-            (o.http2, &["http2"]),
-            (o.directory_listing, &["autoindex"]),
-            (o.compress_responses, &["deflate"]),
-            (o.auth_user_script.is_some(), &["auth_basic", "auth_digest", "authz_user"]),
-            (!o.proxy_mount_points.is_empty() || !o.proxy_virtual_hosts.is_empty(), &["proxy", "proxy_http"]),
-            (o.server_metrics || o.server_status, &["status"]),
-            (o.access_log, &["log_config"]),
-            (tls.is_some(), &["ssl"]),
-            (o.with_cgi, if Path::new(&o.modules_directory).join("mod_cgid.so").exists() { &["cgid"] } else { &["cgi"] }),
-        ];
-        for (wanted, names) in optional {
-            if wanted {
-                modules.extend_from_slice(names);
-            }
+        let mut given_aliases = pairs(&o.url_aliases);
+        // Longer URLs first, so they win over their prefixes.
+        given_aliases.sort_by(|a, b| b.cmp(a));
+        let url_aliases: Vec<UrlAlias> = given_aliases.into_iter().map(|(url, target)| url_alias(url, &target)).collect();
+        for alias in &url_aliases {
+            readable("the --url-alias target", &alias.path);
         }
-
-        let url_aliases = {
-            let mut given = pairs(&o.url_aliases);
-            // Longer URLs first, so they win over their prefixes.
-            given.sort_by(|a, b| b.cmp(a));
-            given
-                .into_iter()
-                .map(|(url, target)| {
-                    let path = absolute(&target);
-                    readable("the --url-alias target", &path);
-                    let meta = std::fs::metadata(&path);
-                    if meta.as_ref().is_ok_and(|m| !m.is_dir()) {
-                        let p = Path::new(&path);
-                        UrlAlias {
-                            url,
-                            directory: p.parent().map_or_else(|| "/".to_string(), |d| d.display().to_string()),
-                            file: p.file_name().map(|f| f.to_string_lossy().into_owned()),
-                            path,
-                        }
-                    } else {
-                        let path = if target.ends_with('/') && path != "/" { format!("{path}/") } else { path };
-                        UrlAlias { url, directory: path.clone(), file: None, path }
-                    }
-                })
-                .collect()
-        };
-        let proxy_mount_points = pairs(&o.proxy_mount_points)
-            .into_iter()
-            .map(|(url_path, target)| {
-                let prefix = url_path.trim_end_matches('/').to_string();
-                let target = if url_path.ends_with('/') { target } else { format!("{}/", target.trim_end_matches('/')) };
-                ProxyMount { url_path: format!("{prefix}/"), target, prefix }
-            })
-            .collect();
         let proxying = !o.proxy_mount_points.is_empty() || !o.proxy_virtual_hosts.is_empty();
 
         let listen_host = |port: u16| listener_host.as_ref().map_or_else(|| port.to_string(), |h| format!("{h}:{port}"));
@@ -569,7 +580,7 @@ impl Server {
             url,
             https_url,
             mpm,
-            modules,
+            modules: apache_modules(&o, tls.is_some()),
             wsgi_module: text(&install::module_path())?,
             mime_types: o.mime_types.clone().unwrap_or_else(install::mime_types),
             request_read_timeout: request_read_timeout(&o),
@@ -612,7 +623,7 @@ impl Server {
             allow_override: if o.allow_override.is_empty() { "None".to_string() } else { o.allow_override.join(" ") },
             url_aliases,
             error_documents: pairs(&o.error_documents),
-            proxy_mount_points,
+            proxy_mount_points: pairs(&o.proxy_mount_points).into_iter().map(|(url, target)| proxy_mount(&url, target)).collect(),
             proxy_virtual_hosts: pairs(&o.proxy_virtual_hosts),
             proxy_timeout: o.proxy_timeout.filter(|_| proxying),
             entry_point,
@@ -700,6 +711,15 @@ mod tests {
     fn regex_literals() {
         assert_eq!(regex_literal("/app"), "/app");
         assert_eq!(regex_literal("/my.app+v2_x-y"), "/my\\.app\\+v2_x-y");
+    }
+
+    #[test]
+    fn tls_settings() {
+        let t = tls(&options(&["--https-port", "8443", "--ssl-certificate", "/etc/site/cert"])).unwrap().unwrap();
+        assert_eq!((t.port, t.certificate_file.as_str(), t.key_file.as_str()), (8443, "/etc/site/cert.crt", "/etc/site/cert.key"));
+        assert!(tls(&options(&[])).unwrap().is_none());
+        assert!(tls(&options(&["--https-port", "8443", "--ssl-certificate-file", "c.pem"])).unwrap_err().0.contains("needs"));
+        assert!(tls(&options(&["--ssl-certificate-chain-file", "c.pem"])).unwrap_err().0.contains("must be given"));
     }
 
     #[test]
