@@ -60,6 +60,8 @@ VARIANTS = {
     'embedded': ['app.wsgi', '--embedded-mode', '--url-alias', '/static', '{dir}/static'],
     'module': ['--application-type', 'module', '--entry-point', 'appmod', '--callable-object', 'app'],
     'mount-point': ['app.wsgi', '--mount-point', '/app', '--processes', '2', '--threads', '3'],
+    'https': ['app.wsgi', '--https-port', '{https}', '--ssl-certificate-file', '{dir}/cert.pem',
+              '--ssl-certificate-key-file', '{dir}/key.pem', '--server-name', 'localhost'],
 }
 
 REQUESTS = [
@@ -92,27 +94,34 @@ def pypi_express():
 @pytest.fixture(scope='module')
 def site():
     with Site(FILES, name='compat') as s:
+        harness.self_signed_cert(s.path('cert.pem'), s.path('key.pem'))
         # Apache makes the ETag of a file changed within the last second weak.
         an_hour_ago = os.stat(s.path('static/hello.txt')).st_mtime - 3600
         os.utime(s.path('static/hello.txt'), (an_hour_ago, an_hour_ago))
         yield s
 
 
-def responses(executable, env, site, args, port):
-    """What one launcher's server answers to REQUESTS."""
+def responses(executable, env, site, args, ports):
+    """What one launcher's server answers to REQUESTS, over HTTP and, when
+    the arguments ask for it, over HTTPS."""
+    port, https_port = ports
     root = site.path('server-root')
     shutil.rmtree(root, ignore_errors=True)
-    argv = [a.replace('{dir}', site.dir) for a in args] + ['--port', str(port), '--server-root', root] + RUN_AS
+    argv = [a.replace('{dir}', site.dir).replace('{https}', str(https_port)) for a in args]
+    argv += ['--port', str(port), '--server-root', root] + RUN_AS
+    schemes = [None, https_port] if '--https-port' in args else [None]
     with Launched(argv, root, port, cwd=site.dir, executable=executable, env=env,
                   ready_path='/static/hello.txt') as server:
         answers = []
-        for method, path, body in REQUESTS:
-            headers = {'Content-Type': 'application/x-www-form-urlencoded'} if body else None
-            r = server.request(method, path, headers=headers, body=body)
-            content = r.body
-            if r.header('Content-Type') == 'application/json' and method != 'HEAD':
-                content = json.loads(r.body)
-            answers.append(((method, path), r.status, {h: r.header(h) for h in HEADERS}, content))
+        for tls_port in schemes:
+            for method, path, body in REQUESTS:
+                headers = {'Content-Type': 'application/x-www-form-urlencoded'} if body else None
+                r = server.request(method, path, headers=headers, body=body, https_port=tls_port)
+                content = r.body
+                if r.header('Content-Type') == 'application/json' and method != 'HEAD':
+                    content = json.loads(r.body)
+                request = (method, path) if tls_port is None else (method, path, 'https')
+                answers.append((request, r.status, {h: r.header(h) for h in HEADERS}, content))
         log = server.describe()
         _, left = server.stop()
     assert left == [], left
@@ -134,10 +143,12 @@ def differences(ours, theirs):
 
 @pytest.mark.parametrize('variant', VARIANTS)
 def test_same_command_line_same_responses(pypi_express, site, variant):
-    port = harness.free_port()
-    theirs, their_log = responses(pypi_express, dict(harness.APACHE_ENV), site, VARIANTS[variant], port)
-    ours, our_log = responses(EXPRESS, None, site, VARIANTS[variant], port)
+    ports = (harness.free_port(), harness.free_port())
+    theirs, their_log = responses(pypi_express, dict(harness.APACHE_ENV), site, VARIANTS[variant], ports)
+    ours, our_log = responses(EXPRESS, None, site, VARIANTS[variant], ports)
     wrong = {' '.join(mine[0]): differences(mine, expected) for mine, expected in zip(ours, theirs) if mine != expected}
     assert not wrong, '%s\n--- mod_wsgi-express (PyPI) ---\n%s\n--- ours ---\n%s' % (
         json.dumps(wrong, indent=1), their_log[-3000:], our_log[-3000:])
     assert sum(answer[1] == 200 for answer in ours) >= 3
+    if variant == 'https':
+        assert [a for a in ours if a[0][-1] == 'https' and isinstance(a[3], dict) and a[3]['wsgi.url_scheme'] == 'https']
