@@ -211,8 +211,8 @@ pub struct ServerOptions {
     /// $TMPDIR/mod_wsgi-HOST:PORT:UID).
     #[arg(long, value_name = "DIRECTORY-PATH", help_heading = "Server")]
     pub server_root: Option<String>,
-    /// Apache's multi-processing module, in order of preference (repeatable;
-    /// default: event, then worker, then prefork).
+    /// Allow only this multi-processing module (repeatable); the first
+    /// installed of event, worker and prefork that is allowed is used.
     #[arg(long = "server-mpm", visible_alias = "mpm", value_enum, value_name = "NAME", help_heading = "Server")]
     pub server_mpm: Vec<Mpm>,
     /// The Apache executable (the HTTPD environment variable wins).

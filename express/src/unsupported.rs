@@ -43,7 +43,7 @@ const OPTIONS: &[(&str, usize, &str)] = &[
 /// Adds the refused options to a server command.
 pub fn declare(command: Command) -> Command {
     OPTIONS.iter().fold(command, |command, &(name, values, _)| {
-        let arg = Arg::new(name).long(name).help_heading("Not supported (yet)").help("See docs/express.md");
+        let arg = Arg::new(name).long(name).value_name("VALUE").help_heading("Not supported (yet)").help("See docs/express.md");
         let arg = match values {
             0 => arg.action(ArgAction::SetTrue),
             n => arg.num_args(n).action(ArgAction::Append),
