@@ -9,8 +9,8 @@
 # Environment (bench/README.md has the full list):
 #   MOD_WSGI_RS_SO     our module (default: <repo>/target/release/libmod_wsgi_rs.so)
 #   MOD_WSGI6_SO       mod_wsgi 6 module; default: mod_wsgi 6.1.1 built with pip in
-#                      the venv the integration tests use (MWRS_EXPRESS_VENV, default
-#                      /var/cache/mod_wsgi-rs/mod_wsgi-6.1.1), built on first use
+#                      the venv the integration tests use (under MWRS_VENV_CACHE,
+#                      default /var/cache/mod_wsgi-rs), built on first use
 #   MOD_WSGI4_SO       Debian's module (default /usr/lib/apache2/modules/mod_wsgi.so)
 set -euo pipefail
 

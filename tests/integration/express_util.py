@@ -6,9 +6,9 @@ line changes.
 pip-installs ``REQUIREMENTS`` into it: mod_wsgi 6.1.1 (pip compiles it
 against apache2-dev), and the Flask and Django the framework tests serve
 (the generated config's ``WSGIPythonHome`` is this venv, so they must be in
-it). The venv is kept under ``$MWRS_EXPRESS_VENV`` (default
-/var/cache/mod_wsgi-rs/express-<hash of REQUIREMENTS>), so only the first
-run downloads and builds it; a half-made one is rebuilt.
+it), and Paste Deploy for our own launcher's tests. It is kept by
+``harness.cached_venv`` (under ``$MWRS_VENV_CACHE``, default
+/var/cache/mod_wsgi-rs), so only the first run downloads and builds it.
 
 ``Generated`` is one server root made by ``mod_wsgi-express setup-server``;
 ``Server`` starts it through its generated ``apachectl`` and stops it.
@@ -20,8 +20,6 @@ that ``apachectl configtest`` refuses with our module::
         /usr/bin/python3 tests/integration/express_util.py
 """
 import contextlib
-import fcntl
-import hashlib
 import json
 import os
 import re
@@ -40,7 +38,7 @@ import daemon_util  # noqa: E402
 import harness  # noqa: E402
 
 MOD_WSGI_VERSION = '6.1.1'
-REQUIREMENTS = ['mod_wsgi==%s' % MOD_WSGI_VERSION, 'flask==3.0.3', 'django==4.2.16']
+REQUIREMENTS = ['mod_wsgi==%s' % MOD_WSGI_VERSION, 'flask==3.0.3', 'django==4.2.16', 'PasteDeploy==3.1.0']
 SYSTEM_PYTHON = harness.SYSTEM_PYTHON
 
 # The mode flags of `setup-server` each test run checks.
@@ -263,44 +261,17 @@ LOAD_MODULE = re.compile(r'^LoadModule\s+wsgi_module\s+.*$', re.M)
 SYNTAX_ERROR = re.compile(r'Syntax error on line (\d+) of (\S+?):\n(.*)')
 
 
-class Unavailable(Exception):
-    """The packages could not be installed (no network, no compiler, ...)."""
+Unavailable = harness.VenvUnavailable
 
 
-def venv_dir():
-    key = hashlib.sha256('\n'.join(REQUIREMENTS).encode()).hexdigest()[:12]
-    return os.environ.get('MWRS_EXPRESS_VENV', '/var/cache/mod_wsgi-rs/express-%s' % key)
+def ensure_venv():
+    """The venv's directory, creating it on first use."""
+    return harness.cached_venv('express', REQUIREMENTS)
 
 
 def _run(cmd, **kw):
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           timeout=900, **kw)
-
-
-def ensure_venv():
-    """The venv's directory, creating it on first use."""
-    venv = venv_dir()
-    stamp = os.path.join(venv, 'requirements-installed')
-    os.makedirs(os.path.dirname(venv), mode=0o755, exist_ok=True)
-    # One test run builds; a concurrent one waits for it.
-    with open(venv + '.lock', 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.path.exists(stamp):
-            return venv
-        shutil.rmtree(venv, ignore_errors=True)
-        steps = [
-            [SYSTEM_PYTHON, '-m', 'venv', venv],
-            [os.path.join(venv, 'bin', 'python'), '-m', 'pip', 'install', '--quiet'] + REQUIREMENTS,
-        ]
-        for cmd in steps:
-            # Readable by everyone, so www-data can run applications from it.
-            p = _run(cmd, preexec_fn=lambda: os.umask(0o022))
-            if p.returncode != 0:
-                raise Unavailable('%s failed (%d):\n%s' % (' '.join(cmd), p.returncode,
-                                                           p.stdout.decode('utf-8', 'replace')))
-        with open(stamp, 'w') as f:
-            f.write('\n'.join(REQUIREMENTS) + '\n')
-        return venv
 
 
 def mod_wsgi_module(venv):

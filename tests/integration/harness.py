@@ -11,6 +11,8 @@ malformed or chunked requests and inspect truncated responses byte by byte.
 """
 
 import atexit
+import fcntl
+import hashlib
 import os
 import pwd
 import re
@@ -112,6 +114,44 @@ ServerLimit 1
 MaxRequestWorkers 1
 """,
 }
+
+
+# Virtualenvs with packages from the package index, kept between runs.
+VENV_CACHE = os.environ.get('MWRS_VENV_CACHE', '/var/cache/mod_wsgi-rs')
+
+
+class VenvUnavailable(Exception):
+    """Packages could not be installed from the package index (no network,
+    no compiler, ...)."""
+
+
+def cached_venv(name, requirements):
+    """A virtualenv made with the system Python holding ``requirements``
+    (pip specifiers), kept in $MWRS_VENV_CACHE (default
+    /var/cache/mod_wsgi-rs) under a name that changes with them, readable
+    by everyone so www-data can run applications from it. A concurrent
+    test run waits for the one building it; a half-made one is rebuilt."""
+    key = hashlib.sha256('\n'.join(requirements).encode()).hexdigest()[:12]
+    venv = os.path.join(VENV_CACHE, '%s-%s' % (name, key))
+    stamp = os.path.join(venv, 'installed')
+    os.makedirs(VENV_CACHE, mode=0o755, exist_ok=True)
+    with open(venv + '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(stamp):
+            return venv
+        shutil.rmtree(venv, ignore_errors=True)
+        steps = [[SYSTEM_PYTHON, '-m', 'venv', venv],
+                 [os.path.join(venv, 'bin', 'python'), '-m', 'pip', 'install', '--quiet']
+                 + list(requirements)]
+        for cmd in steps:
+            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               timeout=900, preexec_fn=lambda: os.umask(0o022))
+            if p.returncode != 0:
+                raise VenvUnavailable('%s failed (%d):\n%s' % (' '.join(cmd), p.returncode,
+                                                                p.stdout.decode('utf-8', 'replace')))
+        with open(stamp, 'w') as f:
+            f.write('\n'.join(requirements) + '\n')
+        return venv
 
 
 class ApacheError(Exception):

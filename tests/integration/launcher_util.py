@@ -4,11 +4,8 @@
 files. ``Launched`` runs ``mod_wsgi-express start-server`` (ours, or any
 other executable of that name) in the foreground as a user would, waits
 until it answers, and stops it with a signal, checking that nothing it
-started is left running. ``cached_venv`` makes a virtualenv with packages
-from the package index once and keeps it for later runs.
+started is left running.
 """
-import fcntl
-import hashlib
 import os
 import shutil
 import signal
@@ -25,7 +22,6 @@ import harness  # noqa: E402
 EXPRESS = os.environ.get('MOD_WSGI_EXPRESS',
                          os.path.join(harness.REPO, 'target', 'release', 'mod_wsgi-express'))
 RUN_AS = ['--user', 'www-data', '--group', 'www-data']
-VENV_CACHE = os.environ.get('MWRS_VENV_CACHE', '/var/cache/mod_wsgi-rs')
 
 
 def express_env():
@@ -214,36 +210,3 @@ class Launched:
 
     def __exit__(self, *exc):
         self.cleanup()
-
-
-class Unavailable(Exception):
-    """Packages could not be installed from the package index."""
-
-
-def cached_venv(name, requirements):
-    """A virtualenv made with the system Python holding ``requirements``
-    (pip specifiers), kept in $MWRS_VENV_CACHE (default
-    /var/cache/mod_wsgi-rs) under a name that changes with them, readable
-    by everyone so www-data can run applications from it. A concurrent
-    test run waits for the one building it; a half-made one is rebuilt."""
-    key = hashlib.sha256('\n'.join(requirements).encode()).hexdigest()[:12]
-    venv = os.path.join(VENV_CACHE, '%s-%s' % (name, key))
-    stamp = os.path.join(venv, 'installed')
-    os.makedirs(VENV_CACHE, mode=0o755, exist_ok=True)
-    with open(venv + '.lock', 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.path.exists(stamp):
-            return venv
-        shutil.rmtree(venv, ignore_errors=True)
-        steps = [[harness.SYSTEM_PYTHON, '-m', 'venv', venv],
-                 [os.path.join(venv, 'bin', 'python'), '-m', 'pip', 'install', '--quiet']
-                 + list(requirements)]
-        for cmd in steps:
-            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               timeout=900, preexec_fn=lambda: os.umask(0o022))
-            if p.returncode != 0:
-                raise Unavailable('%s failed (%d):\n%s' % (' '.join(cmd), p.returncode,
-                                                           p.stdout.decode('utf-8', 'replace')))
-        with open(stamp, 'w') as f:
-            f.write('\n'.join(requirements) + '\n')
-        return venv

@@ -4,7 +4,7 @@ index into a virtualenv made with the system Python, served by our
 redirect, a file upload and static files served by Apache. Also an
 application loaded from a Paste Deploy configuration.
 
-The first run downloads Flask and Django (see launcher_util.cached_venv);
+The first run downloads Flask and Django (see express_util.ensure_venv);
 it fails loudly, rather than skipping, when it cannot."""
 import hashlib
 import os
@@ -16,9 +16,8 @@ import urllib.parse
 import pytest
 
 import harness
-from launcher_util import RUN_AS, Launched, Site, Unavailable, cached_venv
-
-REQUIREMENTS = ['flask==3.0.3', 'django==4.2.16', 'PasteDeploy==3.1.0']
+import express_util
+from launcher_util import RUN_AS, Launched, Site
 
 FLASK_APP = '''import hashlib
 
@@ -145,9 +144,9 @@ PASTE_APP = '''def make_app(global_conf, greeting):
 @pytest.fixture(scope='module')
 def venv():
     try:
-        return cached_venv('frameworks', REQUIREMENTS)
-    except Unavailable as e:
-        pytest.fail('cannot install %s from the package index: %s' % (' '.join(REQUIREMENTS), e))
+        return express_util.ensure_venv()
+    except express_util.Unavailable as e:
+        pytest.fail('cannot install %s from the package index: %s' % (' '.join(express_util.REQUIREMENTS), e))
 
 
 def serve(site, venv, *args, ready_path='/static/site.css'):
