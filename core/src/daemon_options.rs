@@ -16,10 +16,8 @@ const MAX_SECONDS: u64 = i32::MAX as u64;
 #[derive(Debug, Clone, PartialEq)]
 pub struct DaemonSpec {
     pub name: String,
+    /// Processes in the group; `wsgi.multiprocess` is `processes > 1`.
     pub processes: u32,
-    /// Whether `processes=` was given at all: even `processes=1` makes
-    /// `wsgi.multiprocess` true.
-    pub processes_given: bool,
     /// Request threads per process, 1..=65533.
     pub threads: u32,
     /// The raw `display-name=` value; see [`DaemonSpec::process_title`].
@@ -85,7 +83,6 @@ impl DaemonSpec {
         DaemonSpec {
             name: name.to_string(),
             processes: 1,
-            processes_given: false,
             threads: 15,
             display_name: None,
             user: None,
@@ -192,10 +189,7 @@ pub fn parse_daemon_process(line: &str) -> Result<DaemonSpec, String> {
         }
         seen.push(key);
         match key {
-            "processes" => {
-                spec.processes = number(key, value, 1, u32::MAX as u64)? as u32;
-                spec.processes_given = true;
-            }
+            "processes" => spec.processes = number(key, value, 1, u32::MAX as u64)? as u32,
             "threads" => {
                 if value == "0" {
                     return Err(format!(
@@ -398,7 +392,7 @@ mod tests {
     fn defaults() {
         let spec = parse(&[]).unwrap();
         assert_eq!(spec, DaemonSpec::new("app"));
-        assert_eq!((spec.processes, spec.processes_given, spec.threads), (1, false, 15));
+        assert_eq!((spec.processes, spec.threads), (1, 15));
         assert_eq!(spec.graceful_timeout, secs(15));
         assert_eq!(spec.shutdown_timeout, secs(5));
         assert_eq!(spec.deadlock_timeout, secs(300));
@@ -425,7 +419,7 @@ mod tests {
     #[test]
     fn processes_and_threads() {
         let spec = parse(&["processes=1", "threads=1"]).unwrap();
-        assert_eq!((spec.processes, spec.processes_given, spec.threads), (1, true, 1));
+        assert_eq!((spec.processes, spec.threads), (1, 1));
         assert_eq!(parse(&["processes=4"]).unwrap().processes, 4);
         assert_eq!(parse(&["threads=65533"]).unwrap().threads, 65533);
         assert_eq!(parse(&["processes=abc"]).unwrap_err(), "WSGIDaemonProcess option processes= must be a whole number ≥ 1, not 'abc'");
@@ -741,7 +735,7 @@ mod tests {
         assert!(spec.ignored.is_empty(), "{:?}", spec.ignored);
         // The multi-process form adds processes= and header-buffer-size=.
         let spec = parse_daemon_process("'localhost:8000' display-name='(wsgi:x)' home='/tmp' processes=3 threads=5 header-buffer-size=0").unwrap();
-        assert_eq!((spec.processes, spec.processes_given, spec.header_buffer_size), (3, true, DEFAULT_HEADER_BUFFER));
+        assert_eq!((spec.processes, spec.header_buffer_size), (3, DEFAULT_HEADER_BUFFER));
     }
 
     #[test]
