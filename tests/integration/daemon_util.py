@@ -1,10 +1,12 @@
 """Helpers for the daemon-mode integration tests (test_daemon_*.py).
 
 Everything here builds on harness.Apache and only reads /proc or talks to
-the instance; nothing is mocked.
+the instance; nothing is mocked.  The generic helpers (processes, HTTP,
+load) live in harness.py and are re-exported here under their old names.
 """
 import contextlib
 import ctypes
+import datetime
 import glob
 import http.client
 import json
@@ -13,67 +15,21 @@ import re
 import socket
 import struct
 import subprocess
-import threading
 import time
 
 import harness
-from harness import Apache
+from harness import (Apache, Load, alive, burst, cmdline, crash_lines, CRASH_PATTERNS,  # noqa: F401
+                     describe_pids, get_json, ppid, status_field, try_get, uids, wait_for)
 
 # --------------------------------------------------------------------------
-# /proc
+# Processes
 # --------------------------------------------------------------------------
-
-
-def cmdline(pid):
-    try:
-        with open('/proc/%d/cmdline' % pid, 'rb') as f:
-            return f.read()
-    except OSError:
-        return None
 
 
 def proc_stat(pid):
     """(state, ppid) or None."""
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            fields = f.read().rsplit(')', 1)[1].split()
-        return fields[0], int(fields[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def ppid(pid):
-    st = proc_stat(pid)
-    return st[1] if st else None
-
-
-def alive(pid):
-    st = proc_stat(pid)
-    return st is not None and st[0] != 'Z'
-
-
-def status_field(pid, name):
-    """A numeric field of /proc/PID/status (kB for Vm* fields), or None."""
-    try:
-        with open('/proc/%d/status' % pid) as f:
-            for line in f:
-                if line.startswith(name + ':'):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def uids(pid):
-    """(real, effective, saved, fs) uid of pid, or None."""
-    try:
-        with open('/proc/%d/status' % pid) as f:
-            for line in f:
-                if line.startswith('Uid:'):
-                    return tuple(int(x) for x in line.split()[1:5])
-    except OSError:
-        pass
-    return None
+    st = harness.proc_stat(pid)
+    return (st.state, st.ppid) if st else None
 
 
 def title(group):
@@ -85,12 +41,8 @@ def daemon_pids(apache, group=None):
     ``(wsgi:GROUP)`` (any group if None).  Needs display-name=%{GROUP}."""
     parent = apache.read_pidfile() or apache.parent
     out = []
-    for name in os.listdir('/proc'):
-        if not name.isdigit():
-            continue
-        pid = int(name)
-        st = proc_stat(pid)
-        if st is None or st[0] == 'Z' or st[1] != parent:
+    for pid in apache.observe():
+        if ppid(pid) != parent:
             continue
         cmd = cmdline(pid) or b''
         if group is None:
@@ -99,17 +51,6 @@ def daemon_pids(apache, group=None):
         elif cmd.startswith(title(group)):
             out.append(pid)
     return sorted(out)
-
-
-def wait_for(pred, timeout=10.0, interval=0.05):
-    """Polls pred() until it returns a truthy value (returned) or timeout
-    (returns the last value)."""
-    deadline = time.time() + timeout
-    while True:
-        value = pred()
-        if value or time.time() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 def wait_daemons(apache, group, count, timeout=15.0, exclude=()):
@@ -124,6 +65,13 @@ def wait_daemons(apache, group, count, timeout=15.0, exclude=()):
     return pids
 
 
+def wait_replaced(apache, group, old_pid, timeout=15.0):
+    """Waits until ``old_pid`` is gone and another daemon of ``group`` runs;
+    returns the new pid (of a group with processes=1)."""
+    assert wait_for(lambda: not alive(old_pid), timeout), describe_pids([old_pid])
+    return wait_daemons(apache, group, 1, timeout, exclude={old_pid})[0]
+
+
 @contextlib.contextmanager
 def running(config, name, groups, mpm='event', **kw):
     """An Apache with ``config`` whose daemon groups (``{group: processes}``)
@@ -132,6 +80,21 @@ def running(config, name, groups, mpm='event', **kw):
         for group, count in groups.items():
             wait_daemons(a, group, count)
         yield a
+
+
+# The MPMs daemon-mode suites run under by default: Apache's side of daemon
+# mode (the client) runs in threaded (event, worker) and forked (prefork)
+# children alike.
+DAEMON_MPMS = ('event', 'worker', 'prefork')
+
+
+def daemon_fixture(config, name, groups, mpms=DAEMON_MPMS, **kw):
+    """A module-scoped pytest fixture: one Apache with ``config`` per MPM in
+    ``mpms``, handed out once the daemon groups (``{group: processes}``) run."""
+    def wait_all(a):
+        for group, count in groups.items():
+            wait_daemons(a, group, count)
+    return harness.server_fixture(config, name, mpms=mpms, setup=wait_all, **kw)
 
 
 def processes_using(root):
@@ -167,95 +130,9 @@ def processes_using(root):
     return sorted(found)
 
 
-def describe_pids(pids):
-    return ['%d %r uid=%r' % (p, (cmdline(p) or b'')[:60], uids(p)) for p in pids]
-
-
 # --------------------------------------------------------------------------
 # HTTP
 # --------------------------------------------------------------------------
-
-
-def get_json(apache, path, host=None, timeout=15.0):
-    headers = {'Host': host} if host else None
-    r = apache.get(path, headers=headers, timeout=timeout)
-    assert r.status == 200, (path, r.status, r.body[:500], apache.error_log()[-3000:])
-    return r.json()
-
-
-def try_get(apache, path, host=None, timeout=15.0):
-    """(status or exception name, parsed JSON or None, seconds taken)."""
-    t0 = time.time()
-    headers = {'Host': host} if host else None
-    try:
-        r = apache.get(path, headers=headers, timeout=timeout)
-    except Exception as e:  # noqa: BLE001 - any failure is a data point
-        return type(e).__name__, None, time.time() - t0
-    data = None
-    if r.status == 200:
-        try:
-            data = r.json()
-        except ValueError:
-            data = None
-    return r.status, data, time.time() - t0
-
-
-def burst(apache, path, n, host=None, timeout=15.0):
-    """n concurrent GETs; returns the try_get() results in order."""
-    results = [None] * n
-
-    def one(i):
-        results[i] = try_get(apache, path, host, timeout)
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
-
-
-class Load:
-    """Background clients sending GETs back to back until stopped.
-    ``results`` is a list of (start time, status or exception name, pid or
-    None, end time)."""
-
-    def __init__(self, apache, path, host=None, clients=2, timeout=15.0):
-        self.apache = apache
-        self.path = path
-        self.host = host
-        self.timeout = timeout
-        self.results = []
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
-
-    def _run(self):
-        while not self.stopping.is_set():
-            t0 = time.time()
-            status, data, _ = try_get(self.apache, self.path, self.host, self.timeout)
-            pid = data.get('pid') if isinstance(data, dict) else None
-            with self.lock:
-                self.results.append((t0, status, pid, time.time()))
-            if status != 200:
-                time.sleep(0.02)
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def stop(self):
-        self.stopping.set()
-        for t in self.threads:
-            t.join(self.timeout + 5)
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
-
-    def snapshot(self):
-        with self.lock:
-            return list(self.results)
 
 
 def stream_get(apache, path, host='127.0.0.1', timeout=30.0):
@@ -314,6 +191,37 @@ def is_challenge(data):
     frames, rest = split_frames(data)
     return (rest == b'' and len(frames) == 1 and frames[0][0] == CHALLENGE
             and len(frames[0][1]) == 1 + NONCE_LEN + PROOF_LEN and frames[0][1][0] == PROTOCOL_VERSION)
+
+
+SECRET_LEN = 32
+
+
+def authenticate(sock, secret):
+    """The client's side of the daemon handshake, done with ``secret`` (a
+    group secret is SECRET_LEN random bytes).  With any secret but the
+    group's own, the daemon must never run a request sent afterwards; the
+    tests that check this use a random secret of the right shape."""
+    sock.sendall(hello_frame(secret))
+
+
+def forged_request(apache, socket_path, uri, secret=None):
+    """Connects to a daemon socket as root, authenticates with ``secret``
+    (default: a random one of the right shape, i.e. not the group's), sends
+    a well-formed request for daemon/marker.wsgi with REQUEST_URI ``uri``,
+    and reads until the daemon closes.  Returns (bytes received, how) with
+    how one of 'eof', 'reset', 'timeout' (see recv_until_closed)."""
+    script = os.path.join(apache.apps, 'daemon', 'marker.wsgi')
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(socket_path)
+        try:
+            authenticate(s, secret if secret is not None else os.urandom(SECRET_LEN))
+            s.sendall(request_frame(script, minimal_environ(script, uri)))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        return recv_until_closed(s, timeout=5)
+    finally:
+        s.close()
 
 
 def _blob(b):
@@ -465,7 +373,7 @@ def userns_available():
 # Logs
 # --------------------------------------------------------------------------
 
-LOG_TIME = re.compile(r'^\[\w{3} (\w{3}) (\d+) (\d\d):(\d\d):(\d\d)\.(\d+) (\d{4})\]')
+LOG_TIME = re.compile(r'^\[(\w{3} \w{3} \d+ \d\d:\d\d:\d\d)\.(\d+) (\d{4})\]')
 
 
 def log_lines(text, needle):
@@ -473,20 +381,13 @@ def log_lines(text, needle):
 
 
 def log_seconds(line):
-    """Seconds-of-day (float) of an Apache error-log line."""
+    """The time of an Apache error-log line, in seconds since the epoch
+    (local time, as Apache writes it), or None."""
     m = LOG_TIME.match(line)
     if not m:
         return None
-    h, mi, s, frac = int(m.group(3)), int(m.group(4)), int(m.group(5)), m.group(6)
-    return h * 3600 + mi * 60 + s + float('0.' + frac)
-
-
-CRASH_PATTERNS = ('Segmentation fault', 'exit signal', 'AH00052', 'core dumped', 'panicked at',
-                  'AH00060', 'AH00051')
-
-
-def crash_lines(text):
-    return [line for line in text.splitlines() if any(p in line for p in CRASH_PATTERNS)]
+    when = datetime.datetime.strptime('%s %s' % (m.group(1), m.group(3)), '%a %b %d %H:%M:%S %Y')
+    return when.timestamp() + float('0.' + m.group(2))
 
 
 def parse_json(body):
@@ -499,7 +400,6 @@ def kill(pid, sig):
         return True
     except ProcessLookupError:
         return False
-
 
 
 def runs(apache, token):

@@ -3,16 +3,32 @@
 ``Apache`` owns one private httpd instance: a temporary, world-readable
 ServerRoot under /tmp, a free loopback port, its own httpd.conf, error log,
 pid file and copies of the test applications.  The instance is started with
-``/usr/sbin/apache2 -f <conf> -k start`` and always stopped (and, if needed,
-killed) by ``stop()``, which is idempotent.
+``apache2 -f <conf> -k start`` and stopped by ``stop()``, which is
+idempotent.
+
+The harness knows every process of an instance: Apache's parent detaches
+into a session of its own, and everything it forks (its children, the
+daemon processes, whatever an application starts) stays in that session
+unless it asks for a new one; such processes are also followed through
+their parents each time the instance is looked at.  ``stop()`` waits for
+all of them to go, kills any that do not and reports them as leftovers:
+``cleanup()`` (and so ``with Apache(...)``) then raises, and conftest.py
+fails the running test.
 
 The HTTP helpers speak HTTP/1.1 over raw sockets so that tests can send
 malformed or chunked requests and inspect truncated responses byte by byte.
+
+Paths and names that depend on the platform can be overridden from the
+environment: MWRS_PYTHON (the Python the module was built for, default
+/usr/bin/python3), MWRS_APACHE_BIN, MWRS_MODULES_DIR, MWRS_APACHE_USER.
 """
 
 import atexit
 import fcntl
+import functools
+import grp
 import hashlib
+import json
 import os
 import pwd
 import re
@@ -24,10 +40,18 @@ import subprocess
 import tempfile
 import threading
 import time
+from typing import NamedTuple
 
-APACHE_BIN = '/usr/sbin/apache2'
-MODULES_DIR = '/usr/lib/apache2/modules'
-SYSTEM_PYTHON = '/usr/bin/python3'
+import pytest
+
+APACHE_BIN = os.environ.get('MWRS_APACHE_BIN', '/usr/sbin/apache2')
+MODULES_DIR = os.environ.get('MWRS_MODULES_DIR', '/usr/lib/apache2/modules')
+MIME_TYPES = os.environ.get('MWRS_MIME_TYPES', '/etc/mime.types')
+APACHE_USER = os.environ.get('MWRS_APACHE_USER', 'www-data')
+# The Python the module under test embeds (the Makefile's PYTHON). It must
+# be readable by Apache's user, so not a build under /root.
+PYTHON = os.environ.get('MWRS_PYTHON', '/usr/bin/python3')
+SYSTEM_PYTHON = PYTHON
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -48,15 +72,50 @@ def module_path():
     return os.environ.get('MOD_WSGI_RS_SO', DEFAULT_SO)
 
 
-WWW_UID = pwd.getpwnam('www-data').pw_uid
-WWW_GID = pwd.getpwnam('www-data').pw_gid
+@functools.lru_cache(maxsize=None)
+def apache_user():
+    """The passwd entry of Apache's User (looked up on first use, so that
+    collecting the suite does not depend on it)."""
+    return pwd.getpwnam(APACHE_USER)
+
+
+@functools.lru_cache(maxsize=None)
+def python_info():
+    """Version and prefixes of PYTHON, the interpreter the module embeds:
+    {'version': [3, 11], 'prefix': ..., 'base_prefix': ...}."""
+    code = ('import json, sys; print(json.dumps({"version": list(sys.version_info[:2]), '
+            '"prefix": sys.prefix, "base_prefix": sys.base_prefix}))')
+    out = subprocess.run([PYTHON, '-c', code], env=APACHE_ENV, check=True,
+                         stdout=subprocess.PIPE).stdout
+    return json.loads(out)
+
+
+def python_version_text():
+    """'3.11' for the Python the module embeds, as in the Server banner."""
+    return '%d.%d' % tuple(python_info()['version'])
+
+
+def __getattr__(name):
+    # WWW_UID and WWW_GID are resolved when first used, not at import.
+    if name == 'WWW_UID':
+        return apache_user().pw_uid
+    if name == 'WWW_GID':
+        return apache_user().pw_gid
+    raise AttributeError('module %r has no attribute %r' % (__name__, name))
+
 
 # Every instance that was started and not yet stopped; stopped at exit.
 _LIVE = set()
 _LIVE_LOCK = threading.Lock()
 
+# Leftover processes found by stop() that no test has been failed for yet:
+# a list of (instance root, [descriptions]).
+_UNREPORTED = []
+
 # Modules loaded into every instance (besides the MPM and wsgi_module).
 BASE_MODULES = ['authz_core', 'alias', 'env', 'mime', 'dir']
+
+MPMS = ['event', 'worker', 'prefork']
 
 MPM_CONF = {
     'event': """
@@ -115,6 +174,15 @@ MaxRequestWorkers 1
 """,
 }
 
+# Error-log text that means a process crashed or Rust panicked.
+# (A child killed by SIGABRT shows as "exit signal Aborted".)
+CRASH_PATTERNS = ('Segmentation fault', 'exit signal', 'AH00052', 'core dumped', 'panicked at',
+                  'AH00060', 'AH00051')
+
+
+def crash_lines(text):
+    return [line for line in text.splitlines() if any(p in line for p in CRASH_PATTERNS)]
+
 
 # Virtualenvs with packages from the package index, kept between runs.
 VENV_CACHE = os.environ.get('MWRS_VENV_CACHE', '/var/cache/mod_wsgi-rs')
@@ -158,6 +226,10 @@ class ApacheError(Exception):
     pass
 
 
+class LeftoverProcesses(ApacheError):
+    """Processes of an instance were still alive after it was stopped."""
+
+
 def self_signed_cert(cert, key):
     """A certificate for 127.0.0.1 valid for a day, and its key."""
     subprocess.run(
@@ -178,15 +250,62 @@ def free_port():
         s.close()
 
 
-def _read_cmdline(pid):
+def wait_for(pred, timeout=10.0, interval=0.05):
+    """Polls pred() until it returns a truthy value (returned) or timeout
+    (returns the last value)."""
+    deadline = time.time() + timeout
+    while True:
+        value = pred()
+        if value or time.time() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------
+# /proc
+# --------------------------------------------------------------------------
+
+class ProcStat(NamedTuple):
+    state: str
+    ppid: int
+    pgrp: int
+    session: int
+    starttime: int      # clock ticks after boot
+
+
+def proc_stat(pid):
+    """The ProcStat of pid, or None if it does not exist."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            data = f.read()
+        # comm may contain spaces and parentheses; fields follow the last ')'.
+        fields = data.rsplit(')', 1)[1].split()
+        return ProcStat(fields[0], int(fields[1]), int(fields[2]), int(fields[3]), int(fields[19]))
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def all_proc_stats():
+    """{pid: ProcStat} of every process on the machine."""
+    out = {}
+    for name in os.listdir('/proc'):
+        if name.isdigit():
+            st = proc_stat(int(name))
+            if st is not None:
+                out[int(name)] = st
+    return out
+
+
+def cmdline(pid):
+    """The raw /proc/PID/cmdline bytes, or None."""
     try:
         with open('/proc/%d/cmdline' % pid, 'rb') as f:
-            return f.read().split(b'\0')
+            return f.read()
     except OSError:
         return None
 
 
-def _read_comm(pid):
+def comm(pid):
     try:
         with open('/proc/%d/comm' % pid) as f:
             return f.read().strip()
@@ -194,35 +313,61 @@ def _read_comm(pid):
         return None
 
 
-def _ppid(pid):
+def ppid(pid):
+    st = proc_stat(pid)
+    return st.ppid if st else None
+
+
+def alive(pid):
+    """Whether pid exists and is not a zombie."""
+    st = proc_stat(pid) if pid is not None else None
+    return st is not None and st.state != 'Z'
+
+
+def status_field(pid, name):
+    """A numeric field of /proc/PID/status (kB for Vm* fields), or None."""
     try:
-        with open('/proc/%d/stat' % pid) as f:
-            data = f.read()
-        # comm may contain spaces; fields after the last ')'.
-        return int(data.rsplit(')', 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith(name + ':'):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def uids(pid):
+    """(real, effective, saved, fs) uid of pid, or None."""
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith('Uid:'):
+                    return tuple(int(x) for x in line.split()[1:5])
+    except OSError:
+        pass
+    return None
+
+
+def describe_pids(pids):
+    return ['%d %r uid=%r' % (p, (cmdline(p) or b'')[:60], uids(p)) for p in pids]
+
+
+# The names the suite used before; kept for existing callers.
+def _read_cmdline(pid):
+    raw = cmdline(pid)
+    return raw.split(b'\0') if raw is not None else None
+
+
+_read_comm = comm
+_ppid = ppid
 
 
 def _is_zombie(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            data = f.read()
-        return data.rsplit(')', 1)[1].split()[0] == 'Z'
-    except (OSError, IndexError):
-        return True
+    st = proc_stat(pid)
+    return st is None or st.state == 'Z'
 
 
-def _pid_alive(pid):
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _is_zombie(pid)
+_pid_alive = alive
 
 
 # --------------------------------------------------------------------------
@@ -486,6 +631,156 @@ def chunk_encode(body, sizes):
     return b''.join(out)
 
 
+def get_json(apache, path, host=None, timeout=15.0, headers=None, **kw):
+    """GET path, assert 200 and return the parsed JSON body."""
+    headers = list(headers.items() if isinstance(headers, dict) else (headers or []))
+    if host:
+        headers.append(('Host', host))
+    r = apache.get(path, headers=headers or None, timeout=timeout, **kw)
+    assert r.status == 200, (path, r.status, r.body[:500], apache.error_log()[-3000:])
+    return r.json()
+
+
+def try_get(apache, path, host=None, timeout=15.0):
+    """(status or exception name, parsed JSON or None, seconds taken)."""
+    t0 = time.time()
+    headers = {'Host': host} if host else None
+    try:
+        r = apache.get(path, headers=headers, timeout=timeout)
+    except Exception as e:  # noqa: BLE001 - any failure is a data point
+        return type(e).__name__, None, time.time() - t0
+    data = None
+    if r.status == 200:
+        try:
+            data = r.json()
+        except ValueError:
+            data = None
+    return r.status, data, time.time() - t0
+
+
+def burst(apache, path, n, host=None, timeout=15.0):
+    """n concurrent GETs; returns the try_get() results in order."""
+    results = [None] * n
+
+    def one(i):
+        results[i] = try_get(apache, path, host, timeout)
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def pid_of(data):
+    """The serving pid in a JSON answer of the test apps (daemon/info.wsgi
+    puts it at the top, environ.wsgi under 'process')."""
+    if not isinstance(data, dict):
+        return None
+    if 'pid' in data:
+        return data['pid']
+    return (data.get('process') or {}).get('pid')
+
+
+class Load:
+    """Background clients sending GETs back to back until stopped.
+    ``results`` is a list of (start time, status or exception name, pid or
+    None, end time), one per request."""
+
+    def __init__(self, apache, path='/env', host=None, clients=1, timeout=15.0):
+        self.apache = apache
+        self.path = path
+        self.host = host
+        self.timeout = timeout
+        self.results = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+
+    def _run(self):
+        while not self.stopping.is_set():
+            t0 = time.time()
+            status, data, _ = try_get(self.apache, self.path, self.host, self.timeout)
+            with self.lock:
+                self.results.append((t0, status, pid_of(data), time.time()))
+            if status != 200:
+                time.sleep(0.02)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(self.timeout + 5)
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.results)
+
+    def wait_answered(self, n=5, since=0.0, timeout=15.0):
+        """Waits until n requests begun at or after ``since`` have been
+        answered with 200; returns whether they were."""
+        return wait_for(lambda: sum(1 for r in self.snapshot() if r[0] >= since and r[1] == 200) >= n,
+                        timeout)
+
+    @property
+    def ok(self):
+        return sum(1 for r in self.snapshot() if r[1] == 200)
+
+    @property
+    def failed(self):
+        return [r[1] for r in self.snapshot() if r[1] != 200]
+
+    @property
+    def pids(self):
+        return {r[2] for r in self.snapshot() if r[1] == 200 and r[2] is not None}
+
+
+
+def server_side(port, client_port):
+    """The server side of the TCP connection from 127.0.0.1:client_port to
+    127.0.0.1:port, as {'send_q': bytes queued, 'pid': owner or None}, or
+    None while no process has accepted it yet."""
+    out = subprocess.run(['ss', '-tnpH', 'state', 'established'], stdout=subprocess.PIPE,
+                         text=True, check=True).stdout
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[2] == '127.0.0.1:%d' % port \
+                and fields[3] == '127.0.0.1:%d' % client_port:
+            m = re.search(r'pid=(\d+)', line)
+            return {'send_q': int(fields[1]), 'pid': int(m.group(1)) if m else None}
+    return None
+
+
+def connection_owner(port, client_port):
+    """The pid of the process holding the server side of that connection
+    (None while it waits in the listen queue)."""
+    info = server_side(port, client_port)
+    return info['pid'] if info else None
+
+
+def wait_send_blocked(port, client_port, timeout=15.0):
+    """Waits until the server's writes to a client that stopped reading
+    block: data is queued and the queue no longer grows.  Returns whether
+    that was seen."""
+    last = [None]
+
+    def blocked():
+        info = server_side(port, client_port)
+        queued = info['send_q'] if info else 0
+        steady = queued > 0 and queued == last[0]
+        last[0] = queued
+        return steady
+    return wait_for(blocked, timeout, interval=0.2)
+
+
 # --------------------------------------------------------------------------
 # Apache instance
 # --------------------------------------------------------------------------
@@ -528,11 +823,20 @@ class Apache:
         self.parent = None
         self.started = False
         self._known_pids = set()
+        # Process tracking (see observe()).
+        self.session = None
+        self._parent_start = None
+        self._seen = {}
+        self._seen_lock = threading.Lock()
+        self.leftovers = []
+        self._leftovers_reported = False
         self._prepare_tree()
         if ssl:
             self._make_cert()
         if pre_start is not None:
             pre_start(self)
+        self._config_src = config
+        self._global_src = global_config
         self.config = self.subst(config)
         self.global_config = self.subst(global_config)
         self.write_config()
@@ -555,7 +859,7 @@ class Apache:
         for d in (self.htdocs, self.run_dir, self.logs):
             os.makedirs(d, exist_ok=True)
         os.makedirs(self.state, exist_ok=True)
-        # Everything readable by www-data; the state dir writable by it.
+        # Everything readable by Apache's user; the state dir writable by it.
         for dirpath, dirnames, filenames in os.walk(self.apps):
             os.chmod(dirpath, 0o755)
             for fn in filenames:
@@ -572,12 +876,15 @@ class Apache:
         self.key = os.path.join(self.root, 'key.pem')
         self_signed_cert(self.cert, self.key)
 
-    def make_venv(self):
-        """Create a venv (system python, no pip) at {venv}."""
-        subprocess.run([SYSTEM_PYTHON, '-m', 'venv', '--without-pip', self.venv],
+    def make_venv(self, path=None):
+        """Create a venv (no pip) of PYTHON, the Python the module embeds,
+        at ``path`` (default {venv}); returns its path."""
+        path = path or self.venv
+        subprocess.run([PYTHON, '-m', 'venv', '--without-pip', path],
                        check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        for dirpath, dirnames, filenames in os.walk(self.venv):
+        for dirpath, dirnames, filenames in os.walk(path):
             os.chmod(dirpath, 0o755)
+        return path
 
     def write_config(self):
         lines = [
@@ -598,12 +905,12 @@ class Apache:
             'Listen 127.0.0.1:%d' % self.port,
             'ServerName 127.0.0.1',
             'ServerAdmin admin@example.test',
-            'User www-data',
-            'Group www-data',
+            'User %s' % APACHE_USER,
+            'Group %s' % grp.getgrgid(apache_user().pw_gid).gr_name,
             'ErrorLog "%s"' % self.errlog,
             'LogLevel %s' % self.loglevel,
             'ServerTokens Full',
-            'TypesConfig /etc/mime.types',
+            'TypesConfig %s' % MIME_TYPES,
             'DocumentRoot "%s"' % self.htdocs,
             'KeepAlive On',
             'Timeout 30',
@@ -627,7 +934,8 @@ class Apache:
         if self.global_config:
             lines.append(self.global_config)
         # Debugging aid only (e.g. MWRS_EXTRA_CONFIG='WSGIDestroyInterpreter Off'
-        # to make Debian's mod_wsgi 4.9.4 stop quickly under event).
+        # to make Debian's mod_wsgi 4.9.4 stop quickly under event); the
+        # session summary says so when it is set.
         if os.environ.get('MWRS_EXTRA_CONFIG') and self.load_wsgi:
             lines.append(os.environ['MWRS_EXTRA_CONFIG'])
         lines.append('# ---- test snippet ----')
@@ -635,6 +943,15 @@ class Apache:
         with open(self.conf_path, 'w') as f:
             f.write('\n'.join(lines) + '\n')
         os.chmod(self.conf_path, 0o644)
+
+    def _new_ports(self):
+        """Another free port (and TLS port): someone took ours between
+        free_port() and Apache's bind."""
+        self.port = free_port()
+        self.sslport = free_port() if self.ssl else None
+        self.config = self.subst(self._config_src)
+        self.global_config = self.subst(self._global_src)
+        self.write_config()
 
     # -- control -------------------------------------------------------------
 
@@ -658,9 +975,18 @@ class Apache:
             return None
 
     def start(self, timeout=15.0):
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except _PortTaken:
+                self._new_ports()
+        raise ApacheError('port taken three times in a row\n--- error log ---\n' + self.error_log())
+
+    def _start(self, timeout):
         with _LIVE_LOCK:
             _LIVE.add(self)
         self.started = True
+        offset = self.log_size()
         p = self._ctl('start')
         if p.returncode != 0:
             out = p.stdout.decode('utf-8', 'replace')
@@ -672,11 +998,18 @@ class Apache:
             self.parent = self.read_pidfile()
             if self.parent is not None:
                 break
+            # The parent detaches before it binds, so a taken port only
+            # shows in the log.
+            if 'AH00015' in self.log_since(offset):
+                break
             time.sleep(0.05)
         if self.parent is None:
-            log = self.error_log()
+            log = self.log_since(offset)
             self.stop()
-            raise ApacheError('no pid file after start\n--- error log ---\n' + log)
+            if 'Address already in use' in log:
+                raise _PortTaken()
+            raise ApacheError('no pid file after start\n--- error log ---\n' + self.error_log())
+        self._track(self.parent)
         self._known_pids.add(self.parent)
         self.wait_ready(deadline)
         return self
@@ -685,7 +1018,7 @@ class Apache:
         """Wait until a child answers (any HTTP status) or fail with the log."""
         last = None
         while time.time() < deadline:
-            if not _pid_alive(self.parent):
+            if not alive(self.parent):
                 log = self.error_log()
                 self.stop()
                 raise ApacheError('apache parent exited during start\n--- error log ---\n' + log)
@@ -704,13 +1037,73 @@ class Apache:
         raise ApacheError('server on port %d not ready (%s)\n--- error log ---\n%s'
                           % (self.port, last, log))
 
+    # -- processes -----------------------------------------------------------
+
+    def _track(self, parent):
+        """Start following the process tree of ``parent``.  Apache's parent
+        detaches into a session it leads, so the session id finds even
+        processes that were re-parented or renamed themselves."""
+        st = proc_stat(parent)
+        if st is None:
+            return
+        self._parent_start = st.starttime
+        self.session = parent if st.session == parent else None
+        with self._seen_lock:
+            self._seen[parent] = st.starttime
+
+    def observe(self):
+        """Live (non-zombie) pids of every process of this instance: its
+        session, every process seen before, and their descendants.  Each is
+        remembered, so that stop() can check that all of them are gone.
+        Only this instance's processes are ever looked at."""
+        if self._parent_start is None:
+            return []
+        stats = all_proc_stats()
+        # If the parent is gone and its pid was reused by a new session
+        # leader, processes started since then belong to someone else.
+        leader = stats.get(self.session) if self.session else None
+        foreign_since = (leader.starttime if leader and leader.starttime != self._parent_start
+                         else None)
+        with self._seen_lock:
+            seen = dict(self._seen)
+        mine = set()
+        for pid, st in stats.items():
+            if seen.get(pid) == st.starttime:
+                mine.add(pid)
+            elif (self.session is not None and st.session == self.session
+                  and st.starttime >= self._parent_start
+                  and (foreign_since is None or st.starttime < foreign_since)):
+                mine.add(pid)
+        children = {}
+        for pid, st in stats.items():
+            children.setdefault(st.ppid, []).append(pid)
+        todo = list(mine)
+        while todo:
+            for child in children.get(todo.pop(), ()):
+                if child not in mine:
+                    mine.add(child)
+                    todo.append(child)
+        live = sorted(p for p in mine if stats[p].state != 'Z')
+        with self._seen_lock:
+            for p in live:
+                self._seen[p] = stats[p].starttime
+        return live
+
+    def all_pids(self):
+        """Every live process of this instance, daemons and whatever the
+        applications started included."""
+        return self.observe()
+
     def _note_pids(self):
+        self.observe()
         for pid in self.instance_pids():
             self._known_pids.add(pid)
 
     def instance_pids(self):
-        """All live (non-zombie) apache2 processes belonging to this instance."""
+        """All live (non-zombie) apache2 processes belonging to this instance
+        (its parent and children, not the daemons, which rename themselves)."""
         conf = self.conf_path.encode()
+        binary = os.path.basename(APACHE_BIN)
         pids = []
         for name in os.listdir('/proc'):
             if not name.isdigit():
@@ -719,7 +1112,7 @@ class Apache:
             cmd = _read_cmdline(pid)
             if not cmd or conf not in cmd:
                 continue
-            if _read_comm(pid) != 'apache2':
+            if comm(pid) != binary:
                 continue
             if _is_zombie(pid):
                 continue
@@ -728,9 +1121,10 @@ class Apache:
 
     def child_pids(self):
         parent = self.read_pidfile() or self.parent
-        return [p for p in self.instance_pids() if p != parent and _ppid(p) == parent]
+        return [p for p in self.instance_pids() if p != parent and ppid(p) == parent]
 
     def graceful(self, wait=True):
+        self.observe()
         p = self._ctl('graceful')
         if p.returncode != 0:
             raise ApacheError('graceful failed: %s' % p.stdout.decode('utf-8', 'replace'))
@@ -738,6 +1132,7 @@ class Apache:
             self._wait_generation()
 
     def restart(self, wait=True):
+        self.observe()
         p = self._ctl('restart')
         if p.returncode != 0:
             raise ApacheError('restart failed: %s' % p.stdout.decode('utf-8', 'replace'))
@@ -750,49 +1145,59 @@ class Apache:
         self.parent = self.read_pidfile() or self.parent
 
     def stop(self, kill=True, timeout=15.0):
-        """Stop the instance.  With ``kill`` any process still alive after
-        ``timeout`` is SIGKILLed.  Returns the pids still alive afterwards
-        (before killing, if ``kill`` is false)."""
+        """Stop the instance and wait up to ``timeout`` for every one of its
+        processes to go.  Returns the pids still alive then.  With ``kill``
+        those are SIGKILLed and reported as leftovers (see cleanup())."""
         if not self.started:
             return []
+        self.observe()
         parent = self.read_pidfile() or self.parent
         try:
             self._ctl('stop', timeout=timeout)
         except subprocess.TimeoutExpired:
             pass
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if not _pid_alive(parent) and not self.instance_pids():
-                break
-            time.sleep(0.05)
-        left = self.instance_pids()
+        wait_for(lambda: not alive(parent) and not self.all_pids(), timeout)
+        left = self.all_pids()
         if kill:
-            for _ in range(3):
-                pids = self.instance_pids()
-                if not pids:
-                    break
-                for pid in pids:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                time.sleep(0.2)
+            if left:
+                self._kill_leftovers(left)
             self.started = False
             with _LIVE_LOCK:
                 _LIVE.discard(self)
         return left
 
-    def cleanup(self):
+    def _kill_leftovers(self, pids):
+        found = describe_pids(pids)
+        for _ in range(3):
+            for pid in self.all_pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if wait_for(lambda: not self.all_pids(), 2.0):
+                break
+        self.leftovers.extend(found)
+        _UNREPORTED.append((self.root, found))
+
+    def cleanup(self, raise_leftovers=True):
+        """Stop (see stop()) and remove the ServerRoot (kept if MWRS_KEEP is
+        set).  Raises LeftoverProcesses if processes had to be killed."""
         self.stop()
-        if os.environ.get('MWRS_KEEP'):
-            return
-        shutil.rmtree(self.root, ignore_errors=True)
+        log_tail = self.error_log()[-3000:] if self.leftovers else ''
+        if not os.environ.get('MWRS_KEEP'):
+            shutil.rmtree(self.root, ignore_errors=True)
+        if raise_leftovers and self.leftovers and not self._leftovers_reported:
+            self._leftovers_reported = True
+            _UNREPORTED[:] = [u for u in _UNREPORTED if u[0] != self.root]
+            raise LeftoverProcesses('processes of %s still alive after stop (killed): %r\n'
+                                    '--- error log ---\n%s' % (self.root, self.leftovers, log_tail))
 
     def __enter__(self):
         try:
             self.start()
         except BaseException:
-            self.cleanup()
+            # Leftovers stay unreported for conftest; the start error wins.
+            self.cleanup(raise_leftovers=False)
             raise
         return self
 
@@ -844,14 +1249,19 @@ class Apache:
         return os.path.join(self.state, name)
 
     def wait_state(self, name, timeout=10.0):
+        """The text of state file ``name`` once it exists (apps write them
+        under a temporary name and rename), or None after ``timeout``."""
         path = self.state_file(name)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if os.path.exists(path):
-                time.sleep(0.02)
+
+        def read():
+            try:
                 with open(path) as f:
                     return f.read()
-            time.sleep(0.05)
+            except FileNotFoundError:
+                return None
+        if wait_for(lambda: os.path.exists(path), timeout):
+            # An app writing in place may not have written yet.
+            return wait_for(read, 0.5) or read()
         return None
 
     # -- HTTP ----------------------------------------------------------------
@@ -876,6 +1286,57 @@ class Apache:
     def raw(self, data, https=False, timeout=15.0):
         return raw_request(self.sslport if https else self.port, data,
                            use_ssl=https, timeout=timeout)
+
+
+class _PortTaken(Exception):
+    pass
+
+
+def config_test(snippet, mpm='event', name='cfg', **kw):
+    """``apache2 -t`` of a fresh tree whose config ends with ``snippet``;
+    returns (exit code, combined output)."""
+    a = Apache(mpm, snippet, name=name, **kw)
+    try:
+        return a.config_test()
+    finally:
+        a.cleanup()
+
+
+def server_fixture(config, name, mpms=('event', 'prefork'), scope='module', setup=None, **kw):
+    """A pytest fixture giving one running Apache with ``config`` per MPM in
+    ``mpms``; ``setup(apache)`` runs once it answers.  Assign it to the
+    fixture's name at module level: ``server = server_fixture(CONFIG, 'x')``."""
+    @pytest.fixture(scope=scope, params=list(mpms))
+    def fixture(request):
+        with Apache(request.param, config, name=name, **kw) as a:
+            if setup is not None:
+                setup(a)
+            yield a
+    return fixture
+
+
+def rewrite_script(path, text=None, old=None, new=None):
+    """Rewrites a script, with ``text`` or by replacing ``old`` (which must
+    be there) with ``new``, and moves its mtime 10 s past both now and the
+    old mtime, so a reload check sees the change even within the file
+    system's timestamp granularity."""
+    st = os.stat(path)
+    if text is None:
+        with open(path) as f:
+            current = f.read()
+        assert old in current, (path, old)
+        text = current.replace(old, new)
+    with open(path, 'w') as f:
+        f.write(text)
+    future = max(time.time(), st.st_mtime) + 10
+    os.utime(path, (future, future))
+
+
+def take_unreported_leftovers():
+    """Leftover processes no test was failed for yet (and forgets them)."""
+    out = list(_UNREPORTED)
+    del _UNREPORTED[:]
+    return out
 
 
 def stop_all():
