@@ -6,9 +6,20 @@
 #   readlines   input.readlines()
 #   iter        for line in input
 #   raw         input.read(), body echoed back verbatim
+# With ?token=T it writes state/reading-T before it starts reading.
 import hashlib
 import json
+import os
 from urllib.parse import parse_qs
+
+
+def _state(environ, name, text):
+    # The state directory sits next to the apps directory.
+    root = os.path.dirname(os.path.dirname(environ['SCRIPT_FILENAME']))
+    path = os.path.join(root, 'state', name)
+    with open(path + '.tmp', 'w') as f:
+        f.write(text)
+    os.rename(path + '.tmp', path)
 
 
 def application(environ, start_response):
@@ -16,6 +27,8 @@ def application(environ, start_response):
     mode = qs.get('mode', ['read'])[0]
     n = int(qs.get('n', ['0'])[0] or 0)
     stream = environ['wsgi.input']
+    if 'token' in qs:
+        _state(environ, 'reading-' + qs['token'][0], 'reading')
     pieces = []
     if mode == 'read' or mode == 'raw':
         pieces.append(stream.read())

@@ -8,6 +8,8 @@ import contextlib
 import ctypes
 import datetime
 import glob
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -196,26 +198,58 @@ def is_challenge(data):
 SECRET_LEN = 32
 
 
-def authenticate(sock, secret):
-    """The client's side of the daemon handshake, done with ``secret`` (a
-    group secret is SECRET_LEN random bytes).  With any secret but the
-    group's own, the daemon must never run a request sent afterwards; the
-    tests that check this use a random secret of the right shape."""
-    sock.sendall(hello_frame(secret))
+def handshake_proof(secret, side, group, child_nonce, daemon_nonce, child_pid):
+    """A handshake proof (see core/src/handshake.rs): HMAC-SHA256 keyed with
+    the group's secret over who proves it, the protocol version, the group,
+    both nonces and the Apache child's pid."""
+    label = ('mod_wsgi-rs %s proof' % side).encode()
+    group = group.encode()
+    transcript = (bytes([len(label)]) + label + bytes([PROTOCOL_VERSION])
+                  + struct.pack('>I', len(group)) + group + child_nonce + daemon_nonce
+                  + struct.pack('>I', child_pid))
+    return hmac.new(secret, transcript, hashlib.sha256).digest()
 
 
-def forged_request(apache, socket_path, uri, secret=None):
-    """Connects to a daemon socket as root, authenticates with ``secret``
-    (default: a random one of the right shape, i.e. not the group's), sends
-    a well-formed request for daemon/marker.wsgi with REQUEST_URI ``uri``,
-    and reads until the daemon closes.  Returns (bytes received, how) with
-    how one of 'eof', 'reset', 'timeout' (see recv_until_closed)."""
+def authenticate(sock, secret, group):
+    """The child's side of the daemon handshake for ``group``, done with
+    ``secret`` (a group secret is SECRET_LEN random bytes): Hello, the
+    daemon's Challenge, then our proof. With any secret but the group's
+    own, the daemon must never run a request sent afterwards; the tests
+    that check this use a random secret of the right shape."""
+    nonce = os.urandom(NONCE_LEN)
+    sock.sendall(hello_frame(nonce))
+    head = _recv_exactly(sock, 5)
+    kind, length = struct.unpack('>BI', head)
+    payload = _recv_exactly(sock, length)
+    assert kind == CHALLENGE and len(payload) == 1 + NONCE_LEN + PROOF_LEN, (kind, payload.hex())
+    daemon_nonce = payload[1:1 + NONCE_LEN]
+    sock.sendall(proof_frame(handshake_proof(secret, 'child', group, nonce, daemon_nonce, os.getpid())))
+
+
+def _recv_exactly(sock, n):
+    data = b''
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionResetError('the daemon closed the connection during the handshake')
+        data += chunk
+    return data
+
+
+def forged_request(apache, socket_path, uri, secret=None, group=''):
+    """Connects to a daemon socket as root, does the handshake for
+    ``group`` with ``secret`` (default: a random one of the right shape,
+    i.e. not the group's), sends a well-formed request for
+    daemon/marker.wsgi with REQUEST_URI ``uri``, and reads until the daemon
+    closes.  Returns (bytes received after the handshake, how) with how one
+    of 'eof', 'reset', 'timeout' (see recv_until_closed)."""
     script = os.path.join(apache.apps, 'daemon', 'marker.wsgi')
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.connect(socket_path)
+        s.settimeout(5)
         try:
-            authenticate(s, secret if secret is not None else os.urandom(SECRET_LEN))
+            authenticate(s, secret if secret is not None else os.urandom(SECRET_LEN), group)
             s.sendall(request_frame(script, minimal_environ(script, uri)))
         except (BrokenPipeError, ConnectionResetError):
             pass

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from harness import Response
+from harness import Response, build_request
 import daemon_util as du
 
 CONFIG = r"""
@@ -28,10 +28,7 @@ LimitRequestBody 0
 MB = 1024 * 1024
 
 
-@pytest.fixture(scope='module')
-def server():
-    with du.running(CONFIG, 'dio', {'io': 1, 'bighdr': 1}) as a:
-        yield a
+server = du.daemon_fixture(CONFIG, 'dio', {'io': 1, 'bighdr': 1})
 
 
 # -- response headers ---------------------------------------------------------
@@ -54,7 +51,6 @@ def test_malformed_header_500_and_never_on_the_wire(server, mode):
 
 
 def du_request(path, **kw):
-    from harness import build_request
     return build_request('GET', path, **kw)
 
 
@@ -90,12 +86,19 @@ def test_header_buffer_size_option_raises_the_limit(server):
 
 # -- large bodies, flat memory ------------------------------------------------
 
+def rss(pids):
+    """{pid: VmRSS in kB}; every pid must have one (they are all alive)."""
+    out = {p: du.status_field(p, 'VmRSS') for p in pids}
+    assert None not in out.values(), du.describe_pids([p for p, v in out.items() if v is None])
+    return out
+
+
 class RssSampler:
     """Samples VmRSS (kB) of some pids every 20 ms; ``peak[pid]``."""
 
     def __init__(self, pids):
         self.pids = list(pids)
-        self.peak = {p: du.status_field(p, 'VmRSS') or 0 for p in self.pids}
+        self.peak = rss(self.pids)
         self.stop_ev = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -127,8 +130,8 @@ def test_upload_10mb(server):
     server.post('/upload', b'warm')
     body = os.urandom(10 * MB)
     children = server.child_pids()
-    base = {p: du.status_field(p, 'VmRSS') for p in [pid] + children}
-    with RssSampler([pid] + children) as rss:
+    base = rss([pid] + children)
+    with RssSampler([pid] + children) as sampler:
         r = server.post('/upload', body, timeout=60)
     assert r.status == 200, r.raw[:600]
     data = r.json()
@@ -138,8 +141,9 @@ def test_upload_10mb(server):
     assert data['pid'] == pid
     assert data['largest'] <= 65536
     assert data['reads'] >= len(body) // 65536
-    growth = {p: (rss.peak[p] - base[p]) // 1024 for p in base if base[p]}
-    assert all(g < 30 for g in growth.values()), ('RSS growth in MB', growth)
+    growth = {p: (sampler.peak[p] - base[p]) // 1024 for p in base}
+    # Well under the body's 10 MB: no process held the whole upload.
+    assert all(g < 8 for g in growth.values()), ('RSS growth in MB', growth)
 
 
 def test_download_100mb_streamed(server):
@@ -149,12 +153,14 @@ def test_download_100mb_streamed(server):
     conn, resp = du.stream_get(server, '/download?mib=1')
     assert resp.read() == chunk(0)
     conn.close()
-    base = {p: du.status_field(p, 'VmRSS') for p in [pid] + children}
-    hwm_before = du.status_field(pid, 'VmHWM')
+    base = rss([pid] + children)
+    # Start the daemon's peak RSS (VmHWM) afresh, at its current RSS.
+    with open('/proc/%d/clear_refs' % pid, 'w') as f:
+        f.write('5')
     expected = hashlib.sha256()
     got = hashlib.sha256()
     total = 0
-    with RssSampler([pid] + children) as rss:
+    with RssSampler([pid] + children) as sampler:
         conn, resp = du.stream_get(server, '/download?mib=100', timeout=60)
         try:
             assert resp.status == 200
@@ -171,11 +177,11 @@ def test_download_100mb_streamed(server):
         expected.update(chunk(i))
     assert total == 100 * MB
     assert got.hexdigest() == expected.hexdigest()
-    growth = {p: (rss.peak[p] - base[p]) // 1024 for p in base if base[p]}
+    growth = {p: (sampler.peak[p] - base[p]) // 1024 for p in base}
     assert all(g < 30 for g in growth.values()), ('RSS growth in MB', growth)
+    # The peak between samples too.
     hwm_after = du.status_field(pid, 'VmHWM')
-    if hwm_before <= base[pid] + 30 * 1024:
-        assert (hwm_after - base[pid]) // 1024 < 30, (hwm_before, hwm_after, base[pid])
+    assert (hwm_after - base[pid]) // 1024 < 30, (hwm_after, base[pid])
     assert du.get_json(server, '/info')['pid'] == pid
 
 
@@ -197,14 +203,12 @@ def test_client_disconnect_mid_stream_calls_close(server):
         # RST rather than FIN, like a client that went away.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\x01\x00\x00\x00\x00\x00\x00\x00')
         sock.close()
-    t0 = time.time()
     text = server.wait_state('close-' + token, timeout=15)
     assert text is not None, ('close() was not called', server.error_log()[-3000:])
     assert text.startswith('closed sent=')
     sent = int(text.split('sent=')[1].split()[0])
     assert 4 <= sent < 2000, text
     assert text.endswith('pid=%d' % pid)
-    assert time.time() - t0 < 10
     # The daemon keeps serving, in the same process, on all threads.
     assert du.daemon_pids(server, 'io') == [pid]
     results = du.burst(server, '/info?sleep=0.2', 4)

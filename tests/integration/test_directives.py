@@ -3,7 +3,6 @@ HTTP under event and prefork."""
 import pytest
 
 import harness
-from harness import Apache
 
 CONFIG = r"""
 SetEnv MWRS_GROUP env-group-name
@@ -96,10 +95,12 @@ WSGIScriptAlias /head-auto-deflate {apps}/environ.wsgi
     SetOutputFilter DEFLATE
 </Location>
 
-# Accepted, no effect in embedded mode.
-WSGIScriptAlias /errover {apps}/environ.wsgi
+# No effect in embedded mode (see test_daemon_options.py for daemon mode).
+WSGIScriptAlias /errover {apps}/probe.wsgi
 <Location /errover>
     WSGIErrorOverride On
+    ErrorDocument 404 "apache-errdoc-404"
+    ErrorDocument 500 "apache-errdoc-500"
 </Location>
 
 # Handlers outside WSGIScriptAlias.
@@ -135,16 +136,11 @@ Alias /shn {apps}/handler_noexec
 """
 
 
-@pytest.fixture(scope='module', params=['event', 'prefork'])
-def server(request):
-    with Apache(request.param, CONFIG, modules=['deflate'], name='directives') as a:
-        yield a
+server = harness.server_fixture(CONFIG, 'directives', modules=['deflate'])
 
 
 def env_of(server, path, **kw):
-    r = server.get(path, **kw)
-    assert r.status == 200, (path, r.raw[:1500])
-    return r.json()['environ']
+    return harness.get_json(server, path, **kw)['environ']
 
 
 def test_config_test_passes(server):
@@ -441,6 +437,11 @@ def test_get_still_get(server):
 
 # -- WSGIErrorOverride -----------------------------------------------------------------------
 
-def test_error_override_accepted(server):
-    env = env_of(server, '/errover')
-    assert env['SCRIPT_NAME'] == '/errover'
+@pytest.mark.parametrize('status', [404, 500])
+def test_error_override_has_no_effect_embedded(server, status):
+    """As in mod_wsgi, WSGIErrorOverride only acts in daemon mode: here the
+    application's own error body is sent, not the ErrorDocument."""
+    r = server.get('/errover?status=%d' % status)
+    assert r.status == status
+    assert r.body == b'app-body-%d' % status
+    assert b'apache-errdoc' not in r.raw

@@ -1,0 +1,96 @@
+# Reports how the process that runs it was set up (identity, umask,
+# working directory, environment, limits, Python settings) as JSON, and
+# does one of a few things first when asked, by query string:
+#   status=N          answer with status N and the body "app-body-N"
+#   started=T         write state/started-T before anything slow, so a test
+#                     can wait for "the request is running"
+#   sleep=S           sleep S seconds (releasing the GIL)
+#   hold_gil=S        sleep S seconds in C while holding the GIL
+#   done=T            write state/done-T once the above are over
+#   alloc=N           try to allocate N bytes; reports "ok" or the error
+#   atexit=T          register an atexit handler writing state/atexit-T-PID
+#   import=NAME       import module NAME; reports its __file__ or the error
+import atexit
+import ctypes
+import json
+import locale
+import os
+import resource
+import sys
+import time
+from urllib.parse import parse_qs
+
+STATE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'state')
+
+
+def write_state(name, text):
+    path = os.path.join(STATE, name)
+    with open(path + '.tmp', 'w') as f:
+        f.write(text)
+    os.rename(path + '.tmp', path)
+
+
+def umask():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('Umask:'):
+                return line.split()[1]
+    return None
+
+
+def application(environ, start_response):
+    qs = {k: v[0] for k, v in parse_qs(environ.get('QUERY_STRING', '')).items()}
+    if 'started' in qs:
+        write_state('started-' + qs['started'], str(os.getpid()))
+    if 'sleep' in qs:
+        time.sleep(float(qs['sleep']))
+    if 'hold_gil' in qs:
+        # PyDLL calls keep the GIL, unlike CDLL.
+        ctypes.PyDLL(None).sleep(int(qs['hold_gil']))
+    if 'done' in qs:
+        write_state('done-' + qs['done'], str(os.getpid()))
+    if 'status' in qs:
+        body = b'app-body-' + qs['status'].encode()
+        start_response('%s App Status' % qs['status'], [('Content-Type', 'text/plain'),
+                                                        ('Content-Length', str(len(body)))])
+        return [body]
+    data = {
+        'pid': os.getpid(),
+        'ppid': os.getppid(),
+        'uid': os.getuid(),
+        'euid': os.geteuid(),
+        'gid': os.getgid(),
+        'egid': os.getegid(),
+        'groups': sorted(os.getgroups()),
+        'umask': umask(),
+        'cwd': os.getcwd(),
+        'env': {k: os.environ.get(k) for k in ('HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL',
+                                               'PYTHON_EGG_CACHE')},
+        'lc_ctype': locale.setlocale(locale.LC_CTYPE),
+        'rlimit_data': list(resource.getrlimit(resource.RLIMIT_DATA)),
+        'switch_interval': sys.getswitchinterval(),
+        'path': list(sys.path),
+        'prefix': sys.prefix,
+        'base_prefix': sys.base_prefix,
+        'version': list(sys.version_info[:2]),
+        'process_group': environ.get('mod_wsgi.process_group'),
+    }
+    if 'alloc' in qs:
+        try:
+            block = bytearray(int(qs['alloc']))
+            data['alloc'] = 'ok %d' % len(block)
+            del block
+        except MemoryError:
+            data['alloc'] = 'MemoryError'
+    if 'atexit' in qs:
+        name = 'atexit-%s-%d' % (qs['atexit'], os.getpid())
+        atexit.register(write_state, name, 'ran')
+    if 'import' in qs:
+        try:
+            data['import'] = __import__(qs['import']).__file__
+        except Exception as e:  # noqa: BLE001 - reported to the test
+            data['import'] = 'ERROR %s' % type(e).__name__
+    body = json.dumps(data, sort_keys=True).encode('utf-8')
+    start_response('200 OK', [('Content-Type', 'application/json'),
+                              ('Content-Length', str(len(body)))])
+    return [body]
