@@ -3,7 +3,6 @@ close(), wsgi.file_wrapper, logging, client disconnects."""
 import hashlib
 import os
 import socket
-import time
 
 import pytest
 
@@ -353,9 +352,10 @@ def test_blocked_response_write_does_not_stall_other_requests(adapter_server, to
     try:
         sock.sendall(harness.build_request(
             'GET', '/stream?chunks=2000&size=65536&token=' + token, port=s.port))
-        time.sleep(1.0)          # let the server fill the socket buffers
-        timings = harness.probe_timings(s)
-        assert all(ok and dt < 3 for ok, dt in timings), timings
+        assert harness.wait_send_blocked(s.port, sock.getsockname()[1])
+        # Each answered (within probe_timings' timeout) while it is stuck.
+        timings = harness.probe_timings(s, timeout=10)
+        assert all(ok for ok, _ in timings), timings
     finally:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\x01\x00\x00\x00\x00\x00\x00\x00')
         sock.close()

@@ -1,38 +1,53 @@
 """Daemon-mode timeouts and their HTTP statuses: request-timeout (504 and
-the process is replaced), socket-timeout (504), queue-timeout (504)."""
+the process is replaced), socket-timeout (504), queue-timeout (504).  Run
+under each MPM, since Apache's children map the timeouts to statuses."""
+import os
 import threading
-import time
+import uuid
 
 import pytest
 
 import daemon_util as du
 
+pytestmark = pytest.mark.slow
+
 CONFIG = r"""
 WSGIDaemonProcess hang processes=1 threads=2 request-timeout=2 graceful-timeout=1 display-name=%{GROUP}
 WSGIDaemonProcess sockto processes=1 threads=2 socket-timeout=1 display-name=%{GROUP}
 WSGIDaemonProcess queue processes=1 threads=1 queue-timeout=1 display-name=%{GROUP}
-WSGIScriptAlias /hang {apps}/daemon/info.wsgi process-group=hang
-WSGIScriptAlias /sockto {apps}/daemon/info.wsgi process-group=sockto
-WSGIScriptAlias /queue {apps}/daemon/info.wsgi process-group=queue
+WSGIScriptAlias /hang {apps}/probe.wsgi process-group=hang
+WSGIScriptAlias /sockto {apps}/probe.wsgi process-group=sockto
+WSGIScriptAlias /queue {apps}/probe.wsgi process-group=queue
 """
 
+server = du.daemon_fixture(CONFIG, 'dtimeout', {'hang': 1, 'sockto': 1, 'queue': 1})
 
-@pytest.fixture(scope='module')
-def server():
-    with du.running(CONFIG, 'dtimeout', {'hang': 1, 'sockto': 1, 'queue': 1}) as a:
-        yield a
+
+def new_token():
+    return uuid.uuid4().hex[:8]
+
+
+def cut_with_504(server, path, sleep, timeout):
+    """GETs ``path`` with an app that sleeps ``sleep`` seconds; checks the
+    answer is 504, no sooner than ``timeout`` and while the app still ran.
+    Returns the token whose state/done-TOKEN the app writes when it ends."""
+    offset = server.log_size()
+    token = new_token()
+    status, _, elapsed = du.try_get(server, '%s?sleep=%s&done=%s' % (path, sleep, token),
+                                    timeout=sleep + 10)
+    assert status == 504, (status, server.log_since(offset))
+    assert elapsed >= timeout, elapsed
+    assert not os.path.exists(server.state_file('done-' + token))
+    return token
 
 
 def test_request_timeout_504_and_process_replaced(server):
     (pid,) = du.daemon_pids(server, 'hang')
     assert du.get_json(server, '/hang')['pid'] == pid
     offset = server.log_size()
-    status, data, elapsed = du.try_get(server, '/hang?sleep=30', timeout=20)
-    assert status == 504, (status, server.log_since(offset))
-    assert 2 <= elapsed < 5, elapsed
+    cut_with_504(server, '/hang', 30, 2)
     # The process with the stuck request goes away and a new one serves.
-    assert du.wait_for(lambda: not du.alive(pid), 6), du.describe_pids([pid])
-    (new,) = du.wait_daemons(server, 'hang', 1, timeout=5, exclude={pid})
+    new = du.wait_replaced(server, 'hang', pid)
     data = du.get_json(server, '/hang')
     assert data['pid'] == new != pid
     log = server.log_since(offset)
@@ -42,44 +57,48 @@ def test_request_timeout_504_and_process_replaced(server):
 
 
 def test_request_timeout_spares_quick_requests(server):
-    # Requests under the limit are untouched, including one of 1.5 s.
+    # A request under the limit, yet long enough for the daemon's monitor
+    # (every 0.5 s) to have looked at it several times, is untouched, and
+    # so is its process.
     pid = du.get_json(server, '/hang')['pid']
+    offset = server.log_size()
     status, data, _ = du.try_get(server, '/hang?sleep=1.5')
     assert status == 200 and data['pid'] == pid
-    time.sleep(1.0)
     assert du.get_json(server, '/hang')['pid'] == pid
+    assert 'request-timeout' not in server.log_since(offset)
 
 
 def test_socket_timeout_504(server):
     (pid,) = du.daemon_pids(server, 'sockto')
     offset = server.log_size()
-    status, data, elapsed = du.try_get(server, '/sockto?sleep=3', timeout=20)
-    assert status == 504, (status, server.log_since(offset))
-    assert 1 <= elapsed < 2.5, elapsed
+    token = cut_with_504(server, '/sockto', 4, 1)
     assert "timeout waiting for daemon process group 'sockto' (socket-timeout)" in server.log_since(offset)
-    # The daemon itself is fine and serves the next request.
-    time.sleep(2.5)
-    data = du.get_json(server, '/sockto')
-    assert data['pid'] == pid
-    assert du.get_json(server, '/sockto?sleep=0.5')['pid'] == pid
+    # The daemon itself is fine: once the application has finished, both of
+    # its threads serve again, in the same process.
+    assert server.wait_state('done-' + token, timeout=20) is not None
+    results = du.burst(server, '/sockto?sleep=0.5', 2)
+    assert [r[0] for r in results] == [200, 200], results
+    assert {r[1]['pid'] for r in results} == {pid}
 
 
 def test_queue_timeout_504(server):
     (pid,) = du.daemon_pids(server, 'queue')
     offset = server.log_size()
     slow = {}
+    token = new_token()
 
     def occupy():
-        slow['r'] = du.try_get(server, '/queue?sleep=3', timeout=20)
+        slow['r'] = du.try_get(server, '/queue?sleep=3&started=' + token, timeout=20)
     t = threading.Thread(target=occupy)
     t.start()
-    time.sleep(0.3)
+    # The only thread is busy: this request waits in the daemon for about
+    # 3 s, over queue-timeout=1.
+    assert server.wait_state('started-' + token) is not None
     status, data, elapsed = du.try_get(server, '/queue', timeout=20)
     t.join(20)
     assert slow['r'][0] == 200 and slow['r'][1]['pid'] == pid, slow
     assert status == 504, (status, server.log_since(offset))
-    # It waited for the only thread (about 2.7 s), over queue-timeout=1.
-    assert elapsed < 5, elapsed
+    assert elapsed < 15, elapsed
     log = server.log_since(offset)
     assert "over queue-timeout; answering 504" in log, log
     # A request that does not queue is served normally.

@@ -5,29 +5,20 @@ import os
 import re
 import resource
 import subprocess
-import threading
 import time
 
 import pytest
 
 import daemon_util as du
 import harness
-from harness import Apache
-
-MPMS = ['event', 'worker', 'prefork']
+from harness import Apache, Load, MPMS
 
 CONFIG = r"""
 WSGIScriptAlias /env {apps}/environ.wsgi
 WSGIScriptAlias /stream {apps}/stream.wsgi
 """
 
-CRASH_MARKERS = ['Segmentation fault', 'exit signal', 'AH00052', 'Aborted', 'panicked']
-
-
-@pytest.fixture(scope='module', params=MPMS)
-def server(request):
-    with Apache(request.param, CONFIG, name='load') as a:
-        yield a
+server = harness.server_fixture(CONFIG, 'load', mpms=MPMS)
 
 
 def test_config_test_passes(server):
@@ -41,7 +32,7 @@ def test_server_banner(server):
     assert r.status == 200
     banner = r.header('Server')
     assert re.search(r'\bmod_wsgi-rs/\d+\.\d+', banner), banner
-    assert re.search(r'\bPython/3\.11\b', banner), banner
+    assert re.search(r'\bPython/%s\b' % re.escape(harness.python_version_text()), banner), banner
     assert r.json()['environ']['SERVER_SOFTWARE'] == banner
 
 
@@ -62,43 +53,7 @@ def test_no_crash_in_log(server):
     for _ in range(5):
         assert server.get('/env').status == 200
     log = server.error_log()
-    for marker in CRASH_MARKERS:
-        assert marker not in log, marker
-
-
-class Load:
-    """Background client sending requests until stopped."""
-
-    def __init__(self, server, path='/env'):
-        self.server = server
-        self.path = path
-        self.ok = 0
-        self.failed = []
-        self.pids = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                r = self.server.get(self.path, timeout=10)
-                if r.status == 200:
-                    self.ok += 1
-                    self.pids.add(r.json()['process']['pid'])
-                else:
-                    self.failed.append(r.status)
-            except Exception as exc:  # connection refused/reset during restart
-                self.failed.append(repr(exc))
-                time.sleep(0.05)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(30)
-        return False
+    assert not harness.crash_lines(log), harness.crash_lines(log)
 
 
 def served_by_new_children(server, old_pids, timeout=15):
@@ -135,8 +90,7 @@ def is_mpm_event_restart_race(core):
 def unexplained_crashes(server):
     """The crash lines of the error log, except segfaults whose cores (in
     {root}/cores, one per crash) all show the mpm_event restart race."""
-    lines = [line for line in server.error_log().splitlines()
-             if any(marker in line for marker in CRASH_MARKERS)]
+    lines = harness.crash_lines(server.error_log())
     if server.mpm == 'event' and lines and all('exit signal Segmentation fault' in line for line in lines):
         cores = glob.glob(os.path.join(server.root, 'cores', 'core*'))
         if len(cores) == len(lines) and all(is_mpm_event_restart_race(c) for c in cores):
@@ -168,39 +122,42 @@ def core_dumps():
     resource.setrlimit(resource.RLIMIT_CORE, limits)
 
 
+def run_load_across(a, action):
+    """Runs ``action`` (a graceful or a restart) while a client keeps
+    sending requests, until a child of the new generation has answered a
+    few; returns the Load."""
+    with Load(a) as load:
+        assert load.wait_answered(3), load.snapshot()[-3:]
+        before = set(a.child_pids()) | load.pids
+        action()
+        assert harness.wait_for(lambda: load.pids - before, 15), \
+            'no new-generation child served: %r' % load.snapshot()[-5:]
+        assert load.wait_answered(5, since=time.time()), load.snapshot()[-5:]
+    return load, before
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize('mpm', MPMS)
 def test_graceful_restart_stop_under_load(mpm, core_dumps):
-    a = Apache(mpm, CONFIG + 'CoreDumpDirectory {root}/cores\n', name='lifecycle',
-               pre_start=make_core_dir)
-    try:
-        a.start()
+    with Apache(mpm, CONFIG + 'CoreDumpDirectory {root}/cores\n', name='lifecycle',
+                pre_start=make_core_dir) as a:
         parent = a.read_pidfile()
         assert_healthy(a, 3)
 
         # -k graceful while a client keeps sending requests.
-        with Load(a) as load:
-            time.sleep(0.5)
-            before = set(a.child_pids()) | load.pids
-            a.graceful(wait=False)
-            time.sleep(2.0)
-        assert load.ok > 0
+        load, before = run_load_across(a, lambda: a.graceful(wait=False))
         # A graceful restart must not drop requests.
         assert load.failed == [], load.failed
         assert a.read_pidfile() == parent
-        new_pid = served_by_new_children(a, before)
-        assert new_pid is not None, 'no new-generation child served after graceful'
+        assert served_by_new_children(a, before) is not None
         assert_healthy(a)
 
         # -k restart while a client keeps sending requests.
-        with Load(a) as load:
-            time.sleep(0.5)
-            before = set(a.child_pids()) | load.pids
-            a.restart(wait=False)
-            time.sleep(2.0)
+        load, before = run_load_across(a, lambda: a.restart(wait=False))
         assert load.ok > 0
-        assert a.read_pidfile() == parent
-        new_pid = served_by_new_children(a, before)
-        assert new_pid is not None, 'no new-generation child served after restart'
+        # The pid file is rewritten during a restart.
+        assert harness.wait_for(lambda: a.read_pidfile() == parent, 10), a.read_pidfile()
+        assert served_by_new_children(a, before) is not None
         assert_healthy(a)
 
         # A second graceful right after, then stop: nothing may remain.
@@ -212,47 +169,35 @@ def test_graceful_restart_stop_under_load(mpm, core_dumps):
         assert left == [], 'processes left after -k stop: %r' % left
         assert a.instance_pids() == []
         # Children must exit on their own when stopped (no SIGKILL needed).
-        # (Only the stop is checked: see the report about a rare prefork
-        # child that lingers during -k restart with either module.)
+        # (Only the stop is checked: a prefork child was seen to linger
+        # during -k restart now and then, with mod_wsgi too.)
         assert 'still did not exit' not in a.log_since(off), a.log_since(off)
         assert unexplained_crashes(a) == []
-    finally:
-        a.cleanup()
     assert a.instance_pids() == []
 
 
 def test_only_the_mpm_event_race_is_forgiven(core_dumps):
     """unexplained_crashes() keeps any other crash: a child killed by
     SIGSEGV while it waits for work."""
-    a = Apache('event', CONFIG + 'CoreDumpDirectory {root}/cores\n', name='segv',
-               pre_start=make_core_dir)
-    try:
-        a.start()
+    with Apache('event', CONFIG + 'CoreDumpDirectory {root}/cores\n', name='segv',
+                pre_start=make_core_dir) as a:
         child = a.get('/env').json()['process']['pid']
         os.kill(child, 11)
         assert a.wait_for_log('exit signal Segmentation fault', timeout=20)
         assert du.wait_for(lambda: glob.glob(os.path.join(a.root, 'cores', 'core*')), 20)
         assert len(unexplained_crashes(a)) == 1
-    finally:
-        a.cleanup()
 
 
 @pytest.mark.parametrize('mpm', MPMS)
 def test_stop_leaves_no_processes(mpm):
-    a = Apache(mpm, CONFIG, name='stop')
-    try:
-        a.start()
+    with Apache(mpm, CONFIG, name='stop') as a:
         for _ in range(6):
             assert a.get('/env').status == 200
         pids = a.instance_pids()
         assert len(pids) >= 2          # parent + at least one child
-        t0 = time.time()
+        # Within the 15 s stop() waits, with nothing left to kill.
         left = a.stop(kill=False, timeout=15)
-        elapsed = time.time() - t0
         assert left == [], 'processes left after -k stop: %r' % left
         assert 'still did not exit' not in a.error_log()
-        assert elapsed < 10, elapsed
         for pid in pids:
-            assert not harness._pid_alive(pid)
-    finally:
-        a.cleanup()
+            assert not harness.alive(pid)
