@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from harness import Apache
+import harness
 
 CONFIG = r"""
 WSGIScriptAlias /private {apps}/environ.wsgi
@@ -43,10 +43,8 @@ WSGIScriptAlias /guarded-server {apps}/environ.wsgi
 """
 
 
-@pytest.fixture(scope='module', params=['event', 'prefork'])
-def server(request):
-    with Apache(request.param, CONFIG, name='auth', modules=['auth_basic', 'auth_digest', 'authn_core', 'authz_user']) as a:
-        yield a
+server = harness.server_fixture(CONFIG, 'auth',
+                                modules=['auth_basic', 'auth_digest', 'authn_core', 'authz_user'])
 
 
 def basic(user, password):
@@ -104,6 +102,7 @@ def digest_get(server, user, password):
         return e.code, b''
 
 
+@pytest.mark.slow
 def test_digest_uses_get_realm_hash(server):
     import json
     status, body = digest_get(server, 'alice', 'wonderland')
@@ -115,11 +114,7 @@ def test_digest_uses_get_realm_hash(server):
 
 
 def test_auth_script_outside_a_directory_section_is_refused():
-    a = Apache('event', 'WSGIAuthUserScript {apps}/auth.wsgi\n', name='authcfg')
-    try:
-        rc, out = a.config_test()
-    finally:
-        a.cleanup()
+    rc, out = harness.config_test('WSGIAuthUserScript {apps}/auth.wsgi\n', name='authcfg')
     assert rc != 0 and 'WSGIAuthUserScript' in out, out
 
 

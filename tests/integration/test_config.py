@@ -2,7 +2,7 @@
 with a message naming the directive."""
 import pytest
 
-from harness import Apache
+import harness
 
 VALID = r"""
 WSGIPythonOptimize 0
@@ -53,21 +53,12 @@ WSGIScriptReloading On
 """
 
 
-def config_test(snippet, **kw):
-    a = Apache('event', snippet, name='cfg', **kw)
-    try:
-        return a.config_test()
-    finally:
-        a.cleanup()
+config_test = harness.config_test
 
 
-@pytest.mark.parametrize('mpm', ['event', 'worker', 'prefork'])
+@pytest.mark.parametrize('mpm', harness.MPMS)
 def test_valid_config_passes(mpm):
-    a = Apache(mpm, VALID, name='cfg')
-    try:
-        rc, out = a.config_test()
-    finally:
-        a.cleanup()
+    rc, out = config_test(VALID, mpm=mpm)
     assert rc == 0, out
     assert 'Syntax OK' in out
 

@@ -1,5 +1,5 @@
-"""Daemon mode, the basics: the example configuration from the issue, run
-under the event and the prefork MPM.
+"""Daemon mode, the basics: the configuration docs/daemon-mode.md opens
+with, run under the event, worker and prefork MPMs.
 
   WSGIDaemonProcess example.com processes=2 threads=15 display-name=%{GROUP}
   WSGIProcessGroup example.com
@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness import Apache, WWW_UID, WWW_GID
+import harness
 import daemon_util as du
 
 HOST = 'www.example.com'
@@ -58,12 +58,7 @@ CONFIG = r"""
 """
 
 
-@pytest.fixture(scope='module', params=['event', 'prefork'])
-def server(request):
-    with Apache(request.param, CONFIG, name='dbasic') as a:
-        du.wait_daemons(a, 'example.com', 2)
-        du.wait_daemons(a, 'single', 1)
-        yield a
+server = du.daemon_fixture(CONFIG, 'dbasic', {'example.com': 2, 'single': 1})
 
 
 def get(server, path):
@@ -94,9 +89,9 @@ def test_example_config_environ_and_process(server):
     assert data['multithread'] is True
     assert data['multiprocess'] is True
     assert data['run_once'] is False
-    assert data['uid'] == WWW_UID
-    assert data['euid'] == WWW_UID
-    assert data['gid'] == WWW_GID
+    assert data['uid'] == harness.WWW_UID
+    assert data['euid'] == harness.WWW_UID
+    assert data['gid'] == harness.WWW_GID
     assert data['version'] == 'v1'
     assert data['server_name'] == HOST
     pid = data['pid']
@@ -107,7 +102,7 @@ def test_example_config_environ_and_process(server):
     assert du.cmdline(pid).startswith(b'(wsgi:example.com)')
     assert du.ppid(pid) == server.parent
     assert data['ppid'] == server.parent
-    assert du.uids(pid) == (WWW_UID,) * 4
+    assert du.uids(pid) == (harness.WWW_UID,) * 4
 
 
 def test_example_config_both_processes_serve(server):
@@ -134,14 +129,15 @@ def check_single(server, path, script_name, path_info):
     assert data['process_group'] == 'single'
     assert data['multithread'] is False
     assert data['pid'] == single[0]
-    assert data['uid'] == WWW_UID
+    assert data['uid'] == harness.WWW_UID
     assert (data['script_name'], data['path_info']) == (script_name, path_info)
     assert du.cmdline(data['pid']).startswith(b'(wsgi:single)')
     return data
 
 
 def test_location_routes_to_second_group(server):
-    """The issue's layout: WSGIScriptAlias / plus <Location /single>."""
+    """WSGIScriptAlias / for the site plus a <Location /single> routed to
+    another group."""
     check_single(server, '/single', '', '/single')
     check_single(server, '/single/deeper', '', '/single/deeper')
     other = get(server, '/singles')
@@ -169,6 +165,7 @@ def test_location_routes_to_second_group_under_sub_mount(server):
     assert other['pid'] in du.daemon_pids(server, 'example.com')
 
 
+@pytest.mark.slow
 def test_script_touch_reloads_daemons(server):
     # Load v1 in whichever daemons serve (both, if the load spreads).
     before = du.burst(server, '/', 12, host=HOST)
@@ -178,15 +175,8 @@ def test_script_touch_reloads_daemons(server):
     assert single_v1['version'] == 'v1'
 
     offset = server.log_size()
-    path = os.path.join(server.apps, 'daemon', 'myapp.wsgi')
-    with open(path) as f:
-        code = f.read()
-    assert "VERSION = 'v1'" in code
-    st = os.stat(path)
-    with open(path, 'w') as f:
-        f.write(code.replace("VERSION = 'v1'", "VERSION = 'v2'"))
-    future = max(time.time(), st.st_mtime) + 10
-    os.utime(path, (future, future))
+    harness.rewrite_script(os.path.join(server.apps, 'daemon', 'myapp.wsgi'),
+                           old="VERSION = 'v1'", new="VERSION = 'v2'")
 
     # The very next request runs the new code, and so does every later one:
     # a daemon that had loaded v1 restarts instead of answering.

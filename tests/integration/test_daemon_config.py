@@ -1,9 +1,7 @@
 """Daemon-mode configuration: where requests may be routed
 (WSGIRestrictProcess, groups owned by another virtual host, unknown
 groups, %{ENV:var}, %{GLOBAL}) and what `apache2 -t` refuses."""
-import pytest
-
-from harness import Apache
+import harness
 import daemon_util as du
 
 CONFIG = r"""
@@ -49,10 +47,7 @@ WSGIScriptAlias /embedded {apps}/daemon/info.wsgi
 """
 
 
-@pytest.fixture(scope='module')
-def server():
-    with du.running(CONFIG, 'dconf', {'allowed': 1, 'other': 1, 'agroup': 1}) as a:
-        yield a
+server = du.daemon_fixture(CONFIG, 'dconf', {'allowed': 1, 'other': 1, 'agroup': 1})
 
 
 def test_restrict_process_refuses_other_group(server):
@@ -101,11 +96,7 @@ def test_ignored_option_warned_once(server):
 
 
 def config_test(snippet):
-    a = Apache('event', snippet, name='dconft')
-    try:
-        return a.config_test()
-    finally:
-        a.cleanup()
+    return harness.config_test(snippet, name='dconft')
 
 
 def test_unknown_option_fails_config_test():

@@ -4,9 +4,7 @@ the virtual host that defined its group."""
 import os
 import uuid
 
-import pytest
-
-from harness import WWW_UID
+import harness
 import daemon_util as du
 
 CONFIG = r"""
@@ -41,19 +39,16 @@ DIFFERENT = {
     'mod_wsgi.request_start', 'mod_wsgi.queue_start', 'mod_wsgi.daemon_start',
     'mod_wsgi.thread_requests', 'mod_wsgi.total_requests',
     'mod_wsgi.script_start', 'mod_wsgi.application_start', 'UNIQUE_ID',
+    'mod_wsgi.server_pid',                # the Apache child that took each request
 }
 
 
-@pytest.fixture(scope='module')
-def server():
-    with du.running(CONFIG, 'denv', {'par': 2, 'vlog': 1}, modules=['setenvif']) as a:
-        yield a
+server = du.daemon_fixture(CONFIG, 'denv', {'par': 2, 'vlog': 1}, modules=['setenvif'])
 
 
 def fetch(server, mode):
-    r = server.get('/env/x?a=1&b=%20', headers={'X-Mode': mode, 'X-Test': 'v', 'Cookie': 'c=1'})
-    assert r.status == 200, r.raw[:800]
-    return r.json()
+    return du.get_json(server, '/env/x?a=1&b=%20',
+                       headers={'X-Mode': mode, 'X-Test': 'v', 'Cookie': 'c=1'})
 
 
 def test_daemon_environ_matches_embedded(server):
@@ -63,9 +58,12 @@ def test_daemon_environ_matches_embedded(server):
     assert dae['environ']['mod_wsgi.process_group'] == 'par'
     assert emb['process']['pid'] in server.child_pids()
     assert dae['process']['pid'] in du.daemon_pids(server, 'par')
-    assert dae['process']['uid'] == WWW_UID
+    assert dae['process']['uid'] == harness.WWW_UID
     assert dae['environ']['wsgi.multithread'] is True
     assert dae['environ']['wsgi.multiprocess'] is True
+    # The Apache child that accepted the request, in both modes.
+    assert emb['environ']['mod_wsgi.server_pid'] == str(emb['process']['pid'])
+    assert int(dae['environ']['mod_wsgi.server_pid']) in server.child_pids()
     e, d = emb['environ'], dae['environ']
     missing = sorted(set(e) - set(d) - DIFFERENT)
     extra = sorted(set(d) - set(e) - DIFFERENT)

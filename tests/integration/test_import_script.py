@@ -4,12 +4,11 @@ import time
 
 import pytest
 
+import harness
 from harness import Apache
 
 
-@pytest.fixture(scope='module', params=['event', 'prefork'])
-def server(request):
-    cfg = r"""
+CONFIG = r"""
 StartServers 1
 WSGIImportScript {apps}/import_marker.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}
 WSGIDaemonProcess preload processes=1 threads=2
@@ -17,10 +16,9 @@ WSGIImportScript {apps}/import_marker.wsgi process-group=preload application-gro
 WSGIScriptAlias /embedded {apps}/signals.wsgi
 WSGIScriptAlias /daemon {apps}/signals.wsgi process-group=preload
 """
-    started = time.time()
-    with Apache(request.param, cfg, name='import') as a:
-        a.started_at = started
-        yield a
+
+server = harness.server_fixture(CONFIG, 'import',
+                                pre_start=lambda a: setattr(a, 'started_at', time.time()))
 
 
 def check_imported(server, path):
@@ -77,10 +75,6 @@ WSGIScriptAlias /embedded {apps}/signals.wsgi
     'WSGIImportScript',
 ])
 def test_bad_import_script_fails_config_test(line):
-    a = Apache('event', line + '\n', name='badimport')
-    try:
-        rc, out = a.config_test()
-    finally:
-        a.cleanup()
+    rc, out = harness.config_test(line + '\n', name='badimport')
     assert rc != 0, out
     assert 'WSGIImportScript' in out, out

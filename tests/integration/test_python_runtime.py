@@ -2,7 +2,6 @@
 directives configure it."""
 import os
 import subprocess
-import time
 
 import pytest
 
@@ -29,29 +28,18 @@ WSGIScriptAlias /import {apps}/importer.wsgi
 
 
 def seed0_hash():
-    out = subprocess.run([harness.SYSTEM_PYTHON, '-c', "print(hash('mwrs-hash-probe'))"],
+    out = subprocess.run([harness.PYTHON, '-c', "print(hash('mwrs-hash-probe'))"],
                          env={'PYTHONHASHSEED': '0', 'PATH': '/usr/bin:/bin'},
                          stdout=subprocess.PIPE, check=True)
     return int(out.stdout)
 
 
-@pytest.fixture(scope='module', params=['event', 'prefork'])
-def configured(request):
-    with Apache(request.param, CONFIGURED, name='pyconf',
-                pre_start=lambda a: a.make_venv()) as a:
-        yield a
-
-
-@pytest.fixture(scope='module', params=['event', 'prefork'])
-def defaults(request):
-    with Apache(request.param, DEFAULTS, name='pydef') as a:
-        yield a
+configured = harness.server_fixture(CONFIGURED, 'pyconf', pre_start=lambda a: a.make_venv())
+defaults = harness.server_fixture(DEFAULTS, 'pydef')
 
 
 def info(server, path='/env'):
-    r = server.get(path)
-    assert r.status == 200, r.raw[:2000]
-    return r.json()
+    return harness.get_json(server, path)
 
 
 # -- process placement ------------------------------------------------------------
@@ -94,14 +82,14 @@ def test_parent_runs_as_root_children_as_www_data(defaults):
 def test_python_home_venv(configured):
     py = info(configured)['python']
     assert py['prefix'] == configured.venv
-    assert py['base_prefix'] == '/usr'
-    assert py['version'][:2] == [3, 11]
+    assert py['base_prefix'] == harness.python_info()['base_prefix']
+    assert py['version'][:2] == harness.python_info()['version']
 
 
 def test_no_python_home_uses_system_prefix(defaults):
     py = info(defaults)['python']
-    assert py['prefix'] == '/usr'
-    assert py['base_prefix'] == '/usr'
+    assert py['prefix'] == harness.python_info()['prefix']
+    assert py['base_prefix'] == harness.python_info()['base_prefix']
 
 
 # -- WSGIPythonPath -------------------------------------------------------------------
@@ -202,19 +190,20 @@ MaxRequestWorkers 4
         assert len(set(values)) == len(values), by_pid
 
 
+@pytest.mark.slow
 def test_background_thread_runs_between_requests(defaults):
     """A thread started by the application keeps running while no request
     is active, so the GIL is not held between requests."""
     first = defaults.get('/bg').json()
     assert first['alive'] is True
-    sample = None
-    for _ in range(10):
-        time.sleep(1.0)
+
+    def ticked_for_a_second():
         out = defaults.get('/bg').json()
-        if out['elapsed'] >= 0.9:
-            sample = out
-            break
-    assert sample is not None, 'never hit a process that had loaded the app'
+        return out if out['elapsed'] >= 1.0 else None
+    sample = harness.wait_for(ticked_for_a_second, 20, interval=0.25)
+    assert sample is not None, 'never hit a process that had loaded the app a second ago'
     assert sample['alive'] is True
-    # One tick per 10 ms while idle; allow for a slow machine.
-    assert sample['ticks'] >= 0.4 * sample['elapsed'] / 0.01, sample
+    # One tick per 10 ms while idle.  Were the thread stopped between
+    # requests, it would tick only during them; a loaded machine slows it
+    # down, but not tenfold.
+    assert sample['ticks'] >= 0.1 * sample['elapsed'] / 0.01, sample

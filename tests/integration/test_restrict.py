@@ -1,7 +1,5 @@
 """WSGIRestrictStdin, WSGIRestrictStdout and WSGIRestrictEmbedded."""
-import pytest
-
-from harness import Apache
+import harness
 
 APPS = r"""
 WSGIScriptAlias /stdio {apps}/stdio.wsgi
@@ -10,31 +8,15 @@ WSGIScriptAlias /adapter {apps}/adapter.wsgi
 """
 
 
-@pytest.fixture(scope='module', params=['event', 'prefork'])
-def restricted(request):
-    cfg = 'WSGIRestrictStdin On\nWSGIRestrictStdout On\n' + APPS
-    with Apache(request.param, cfg, name='restricted') as a:
-        yield a
-
-
-@pytest.fixture(scope='module', params=['event', 'prefork'])
-def unrestricted(request):
-    cfg = 'WSGIRestrictStdin Off\nWSGIRestrictStdout Off\n' + APPS
-    with Apache(request.param, cfg, name='unrestricted') as a:
-        yield a
-
-
-@pytest.fixture(scope='module', params=['event', 'prefork'])
-def no_embedded(request):
-    cfg = 'WSGIRestrictEmbedded On\n' + APPS
-    with Apache(request.param, cfg, name='noembedded') as a:
-        yield a
+restricted = harness.server_fixture('WSGIRestrictStdin On\nWSGIRestrictStdout On\n' + APPS,
+                                    'restricted')
+unrestricted = harness.server_fixture('WSGIRestrictStdin Off\nWSGIRestrictStdout Off\n' + APPS,
+                                      'unrestricted')
+no_embedded = harness.server_fixture('WSGIRestrictEmbedded On\n' + APPS, 'noembedded')
 
 
 def op(server, name, token=''):
-    r = server.get('/stdio?op=%s&token=%s' % (name, token))
-    assert r.status == 200, r.raw[:1000]
-    return r.json()
+    return harness.get_json(server, '/stdio?op=%s&token=%s' % (name, token))
 
 
 def test_restrict_stdin(restricted):

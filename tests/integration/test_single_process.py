@@ -1,11 +1,8 @@
 """Behaviour that needs exactly one process with one request thread:
 script reloading and per-thread state across requests."""
 import os
-import time
 
-import pytest
-
-from harness import Apache
+import harness
 
 CONFIG = r"""
 WSGIScriptAlias /reload-on {apps}/reload_on.wsgi
@@ -30,18 +27,7 @@ def application(environ, start_response):
 """
 
 
-@pytest.fixture(scope='module', params=['event', 'prefork'])
-def server(request):
-    with Apache(request.param, CONFIG, single=True, name='single') as a:
-        yield a
-
-
-def rewrite(path, text):
-    st = os.stat(path)
-    with open(path, 'w') as f:
-        f.write(text)
-    future = max(time.time(), st.st_mtime) + 10
-    os.utime(path, (future, future))
+server = harness.server_fixture(CONFIG, 'single', single=True)
 
 
 def test_single_process_environ_flags(server):
@@ -53,7 +39,7 @@ def test_single_process_environ_flags(server):
 def test_script_reloading_on(server):
     r = server.get('/reload-on')
     assert r.status == 200 and r.body == b'v1'
-    rewrite(os.path.join(server.apps, 'reload_on.wsgi'), NEW_CODE)
+    harness.rewrite_script(os.path.join(server.apps, 'reload_on.wsgi'), NEW_CODE)
     r = server.get('/reload-on')
     assert r.status == 200
     assert r.body == b'new code v2'
@@ -65,7 +51,7 @@ def test_script_reloading_off(server):
     r = server.get('/reload-off')
     assert r.status == 200 and r.body == b'v1'
     pid = server.child_pids()
-    rewrite(os.path.join(server.apps, 'reload_off.wsgi'), NEW_CODE)
+    harness.rewrite_script(os.path.join(server.apps, 'reload_off.wsgi'), NEW_CODE)
     for _ in range(3):
         r = server.get('/reload-off')
         assert r.status == 200

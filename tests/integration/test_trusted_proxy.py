@@ -1,7 +1,6 @@
-"""WSGITrustedProxyHeaders and WSGITrustedProxies (embedded mode, event MPM).
-
-Reference: mod_wsgi-behaviour.md §1.5 and §7.6, security-cases.md §4.1
-(CVE-2022-2255 and the trusted-proxy fixes of 6.0.0).
+"""WSGITrustedProxyHeaders and WSGITrustedProxies (embedded mode, event MPM;
+and the environ a daemon gets).  The rules follow mod_wsgi 6.0, which
+closed CVE-2022-2255 (a spoofed header surviving next to the trusted one):
 
 * For every category with a header listed in WSGITrustedProxyHeaders, all
   synonyms of that category are removed from the environ except the one
@@ -21,6 +20,7 @@ import shutil
 
 import pytest
 
+import harness
 from harness import Apache
 
 CATEGORIES = {
@@ -217,9 +217,9 @@ def server():
 # --------------------------------------------------------------------------
 
 def get_env(s, path, headers=(), https=False, host='127.0.0.1'):
-    r = s.get(path, headers=list(headers), https=https, host=host)
-    assert r.status == 200, (path, r.raw[:3000], s.error_log()[-3000:])
-    return r.json()['environ']
+    port = s.sslport if https else s.port
+    headers = [('Host', '%s:%d' % (host, port))] + list(headers)
+    return harness.get_json(s, path, headers=headers, https=https)['environ']
 
 
 def baseline(s, https=False, script='/t', host=None):
@@ -785,8 +785,9 @@ def test_vhost_level_untrusted(vhosts):
 
 
 def test_server_headers_with_location_proxies_untrusted(vhosts):
-    """Settings resolve field by field (dir -> server, §1.9): the server's
-    header list with the <Location>'s proxy list makes this peer untrusted."""
+    """Settings resolve field by field (a directory section's value, else
+    the server's): the server's header list with the <Location>'s proxy
+    list makes this peer untrusted."""
     env = get_env(vhosts, '/t/loc-untrusted', [('X-Forwarded-Proto', 'https'),
                                                ('X-Forwarded-SSL', 'On')],
                   host='default.test')
@@ -799,11 +800,7 @@ def test_server_headers_with_location_proxies_untrusted(vhosts):
 # --------------------------------------------------------------------------
 
 def config_test(snippet):
-    a = Apache('event', snippet, name='tpcfg')
-    try:
-        return a.config_test()
-    finally:
-        a.cleanup()
+    return harness.config_test(snippet, name='tpcfg')
 
 
 GOOD = [
