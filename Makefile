@@ -5,6 +5,7 @@
 #   make run          serve examples/hello.wsgi on http://localhost:8000/
 #                     with mod_wsgi-express start-server
 #   make test         unit tests and integration tests against real Apache
+#   make quick-test   the integration tests not marked slow
 #   make bench        compare with mod_wsgi 6.1.1 and 4.9.4 (see bench/README.md)
 
 # The Python to embed. Apache's children run as www-data, so it must be a
@@ -22,7 +23,7 @@ SYSCONFDIR = $(shell $(APXS) -q SYSCONFDIR)
 # As root, Apache's children and the daemons need an unprivileged account.
 RUN_AS = $(if $(filter 0,$(shell id -u)),--user www-data --group www-data)
 
-.PHONY: all build install run test unit-test integration-test bench clean
+.PHONY: all build install run test unit-test integration-test quick-test bench clean
 
 all: build
 
@@ -45,8 +46,20 @@ run: build
 unit-test:
 	PYO3_PYTHON=$(PYTHON) APXS=$(APXS) cargo test --release -p wsgi_core -p mod_wsgi_express
 
+# pytest runs under TEST_PYTHON (install-deps.sh gives it pytest); the
+# suite learns the embedded Python from MWRS_PYTHON. MWRS_REQUIRE_ALL=1 fails
+# the run when a security test marked must_run was skipped (tests/README.md).
+TEST_PYTHON ?= /usr/bin/python3
+MWRS_REQUIRE_ALL ?= 1
+INTEGRATION = MOD_WSGI_RS_SO=$(CURDIR)/$(MODULE) MWRS_PYTHON=$(PYTHON) \
+	MWRS_REQUIRE_ALL=$(MWRS_REQUIRE_ALL) $(TEST_PYTHON) -m pytest tests/integration -q
+
 integration-test: build
-	MOD_WSGI_RS_SO=$(CURDIR)/$(MODULE) $(PYTHON) -m pytest tests/integration -q
+	$(INTEGRATION)
+
+# The integration tests without those marked slow.
+quick-test: build
+	$(INTEGRATION) -m "not slow"
 
 test: unit-test integration-test
 
