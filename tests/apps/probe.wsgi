@@ -10,12 +10,15 @@
 #   alloc=N           try to allocate N bytes; reports "ok" or the error
 #   atexit=T          register an atexit handler writing state/atexit-T-PID
 #   import=NAME       import module NAME; reports its __file__ or the error
+#   spawn=same|new    start /bin/sleep 1000 in this session or a new one and
+#                     leave it running; reports its pid
 import atexit
 import ctypes
 import json
 import locale
 import os
 import resource
+import subprocess
 import sys
 import time
 from urllib.parse import parse_qs
@@ -85,6 +88,9 @@ def application(environ, start_response):
     if 'atexit' in qs:
         name = 'atexit-%s-%d' % (qs['atexit'], os.getpid())
         atexit.register(write_state, name, 'ran')
+    if 'spawn' in qs:
+        child = subprocess.Popen(['/bin/sleep', '1000'], start_new_session=qs['spawn'] == 'new')
+        data['spawned'] = child.pid
     if 'import' in qs:
         try:
             data['import'] = __import__(qs['import']).__file__

@@ -830,6 +830,8 @@ class Apache:
         self._seen_lock = threading.Lock()
         self.leftovers = []
         self._leftovers_reported = False
+        # How long stop() waits for every process to go by default.
+        self.stop_timeout = 15.0
         self._prepare_tree()
         if ssl:
             self._make_cert()
@@ -975,39 +977,29 @@ class Apache:
             return None
 
     def start(self, timeout=15.0):
-        for attempt in range(3):
+        for _ in range(3):
             try:
                 return self._start(timeout)
             except _PortTaken:
                 self._new_ports()
-        raise ApacheError('port taken three times in a row\n--- error log ---\n' + self.error_log())
+        raise ApacheError('port taken three times in a row')
 
     def _start(self, timeout):
         with _LIVE_LOCK:
             _LIVE.add(self)
         self.started = True
-        offset = self.log_size()
         p = self._ctl('start')
         if p.returncode != 0:
             out = p.stdout.decode('utf-8', 'replace')
             self.stop()
+            if 'Address already in use' in out:
+                raise _PortTaken()
             raise ApacheError('apache2 -k start failed (%d): %s\n--- error log ---\n%s'
                               % (p.returncode, out, self.error_log()))
         deadline = time.time() + timeout
-        while time.time() < deadline:
-            self.parent = self.read_pidfile()
-            if self.parent is not None:
-                break
-            # The parent detaches before it binds, so a taken port only
-            # shows in the log.
-            if 'AH00015' in self.log_since(offset):
-                break
-            time.sleep(0.05)
+        self.parent = wait_for(self.read_pidfile, timeout)
         if self.parent is None:
-            log = self.log_since(offset)
             self.stop()
-            if 'Address already in use' in log:
-                raise _PortTaken()
             raise ApacheError('no pid file after start\n--- error log ---\n' + self.error_log())
         self._track(self.parent)
         self._known_pids.add(self.parent)
@@ -1144,12 +1136,14 @@ class Apache:
         self.wait_ready(deadline)
         self.parent = self.read_pidfile() or self.parent
 
-    def stop(self, kill=True, timeout=15.0):
-        """Stop the instance and wait up to ``timeout`` for every one of its
-        processes to go.  Returns the pids still alive then.  With ``kill``
-        those are SIGKILLed and reported as leftovers (see cleanup())."""
+    def stop(self, kill=True, timeout=None):
+        """Stop the instance and wait up to ``timeout`` (default
+        ``stop_timeout``) for every one of its processes to go.  Returns the
+        pids still alive then.  With ``kill`` those are SIGKILLed and
+        reported as leftovers (see cleanup())."""
         if not self.started:
             return []
+        timeout = self.stop_timeout if timeout is None else timeout
         self.observe()
         parent = self.read_pidfile() or self.parent
         try:

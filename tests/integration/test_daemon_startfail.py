@@ -39,13 +39,9 @@ WSGIScriptAlias /fine {apps}/daemon/info.wsgi process-group=fine
 def userns_server():
     if not du.userns_available():
         pytest.skip('cannot create a user namespace here')
-    a = du.UsernsApache('event', USERNS_CONFIG, name='duserns')
-    try:
-        a.start()
+    with du.UsernsApache('event', USERNS_CONFIG, name='duserns') as a:
         du.wait_daemons(a, 'fine', 1)
         yield a
-    finally:
-        a.cleanup()
 
 
 def marker_files(server):
