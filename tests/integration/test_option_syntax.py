@@ -32,10 +32,8 @@ def make_home(apache):
     os.mkdir(os.path.join(apache.root, HOME), 0o755)
 
 
-@pytest.fixture(scope='module', params=['event', 'prefork'])
-def quoted(request):
-    with du.running(QUOTED, 'quoted', {GROUP: 1}, mpm=request.param, pre_start=make_home) as a:
-        yield a
+quoted = du.daemon_fixture(QUOTED, 'quoted', {GROUP: 1}, mpms=['event', 'prefork'],
+                           pre_start=make_home)
 
 
 def test_quoted_daemon_options(quoted):
