@@ -96,18 +96,12 @@ def write_htpasswd(apache):
     os.chmod(path, 0o644)
 
 
-@pytest.fixture(scope='module', params=['event', 'prefork'])
-def server(request):
-    groups = {'d': 1, 'once': 1, 'single': 1}
-    with du.running(CONFIG, 'rules', groups, mpm=request.param, modules=MODULES,
-                    pre_start=write_htpasswd) as a:
-        yield a
+server = du.daemon_fixture(CONFIG, 'rules', {'d': 1, 'once': 1, 'single': 1},
+                           mpms=['event', 'prefork'], modules=MODULES, pre_start=write_htpasswd)
 
 
 def env_of(server, path, **kw):
-    r = server.get(path, **kw)
-    assert r.status == 200, r.raw[:1500]
-    return r.json()['environ']
+    return du.get_json(server, path, **kw)['environ']
 
 
 def basic_auth(user, password):
