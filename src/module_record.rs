@@ -113,6 +113,7 @@ unsafe extern "C" fn register_hooks(pool: *mut sys::apr_pool_t) {
 
 unsafe extern "C" fn pre_config(_pconf: *mut sys::apr_pool_t, _plog: *mut sys::apr_pool_t, _ptemp: *mut sys::apr_pool_t) -> i32 {
     guard("pre_config", sys::OK, || {
+        crate::ffi::process::note_parent_identity();
         crate::daemon::group::begin_config();
         sys::OK
     })

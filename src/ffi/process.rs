@@ -126,11 +126,21 @@ pub fn generation() -> i32 {
     super::server::mpm_query(sys::AP_MPMQ_GENERATION).unwrap_or(0)
 }
 
+/// Whether Apache's parent runs as root, noted in the parent (see
+/// `note_parent_identity`) so that processes forked from it, which may have
+/// switched users since, still know.
+static PARENT_IS_ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Notes who Apache's parent runs as; called in the parent before it forks.
+pub fn note_parent_identity() {
+    PARENT_IS_ROOT.get_or_init(|| nix::unistd::geteuid().is_root());
+}
+
 /// The user and group Apache's children run as: `User` and `Group` when
 /// Apache was started as root, else the identity it was started with (a
 /// non-root Apache cannot switch, and ignores `User` and `Group`).
 pub fn apache_identity() -> (u32, u32) {
-    if !nix::unistd::geteuid().is_root() {
+    if !*PARENT_IS_ROOT.get_or_init(|| nix::unistd::geteuid().is_root()) {
         return (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
     }
     // SAFETY: ap_unixd_config is filled in while parsing User/Group.

@@ -18,6 +18,7 @@ import socket
 import struct
 import subprocess
 import time
+from typing import NamedTuple
 
 import harness
 from harness import (Apache, Load, alive, burst, cmdline, crash_lines, CRASH_PATTERNS,  # noqa: F401
@@ -154,6 +155,28 @@ def stream_get(apache, path, host='127.0.0.1', timeout=30.0):
 HELLO, REQUEST, PROOF, CHALLENGE = 0x01, 0x02, 0x05, 0x17
 PROTOCOL_VERSION = 2
 NONCE_LEN = PROOF_LEN = 32
+
+
+class Listener(NamedTuple):
+    """A listening UNIX socket as ss reports it."""
+    inode: str
+    queued: int
+    backlog: int
+
+
+def listeners(paths):
+    """The listening sockets placed at ``paths``: a list of Listener. ss
+    shows a socket by the name it was bound to, in the private directory
+    it was made in (``/proc/self/fd/N/<file name>``), so they are found by
+    file name, which holds Apache's pid."""
+    names = {os.path.basename(p) for p in paths}
+    out = subprocess.run(['ss', '-xlnH'], stdout=subprocess.PIPE, text=True, check=True).stdout
+    found = []
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) > 5 and fields[:2] == ['u_str', 'LISTEN'] and os.path.basename(fields[4]) in names:
+            found.append(Listener(fields[5], int(fields[2]), int(fields[3])))
+    return found
 
 
 def daemon_sockets(apache):

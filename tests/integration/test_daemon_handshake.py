@@ -581,23 +581,9 @@ def queued_connections(server, name):
     """How many connections wait in the accept queues of the group's
     sockets."""
     paths = [group_socket(server, name, slot) for slot in (0, 1)]
-    found = listeners(paths)
+    found = du.listeners(paths)
     assert len(found) == len(paths), found
-    return sum(queued for _, queued in found)
-
-
-def listeners(paths):
-    """(inode, connections waiting in its accept queue) of each listening
-    socket placed at one of ``paths``. ss shows a listening socket by the
-    name it was bound to, in the private directory it was made in
-    (``/proc/self/fd/N/<file name>``), and its accept queue as Recv-Q."""
-    names = {os.path.basename(p) for p in paths}
-    found = []
-    for line in subprocess.run(['ss', '-xlH'], stdout=subprocess.PIPE, check=True).stdout.decode().splitlines():
-        fields = line.split()
-        if len(fields) > 5 and os.path.basename(fields[4]) in names:
-            found.append((fields[5], int(fields[2])))
-    return found
+    return sum(listener.queued for listener in found)
 
 
 def test_a_removed_socket_fails_at_once_and_says_why(server):
@@ -637,8 +623,9 @@ def test_a_request_waiting_when_a_restart_replaces_the_socket_reaches_the_new_da
         waiter = threading.Thread(target=lambda: result.append(du.try_get(server, '/again', timeout=30)))
         waiter.start()
         # Wait until it is queued at the old socket.
-        (old_socket,) = {inode for inode, _ in listeners([path])}
-        assert du.wait_for(lambda: dict(listeners([path])).get(old_socket, 0) >= 1, 10)
+        (old_socket,) = {listener.inode for listener in du.listeners([path])}
+        assert du.wait_for(lambda: any(listener.inode == old_socket and listener.queued >= 1
+                                       for listener in du.listeners([path])), 10)
         server.graceful()
         waiter.join(30)
         (status, data, took), = result

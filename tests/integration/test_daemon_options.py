@@ -9,6 +9,7 @@ for directives that are accepted but have no effect; WSGIDestroyInterpreter.
 
 This suite runs under the worker MPM (the recycling options are in
 test_daemon_recycle.py, under event)."""
+import glob
 import grp
 import os
 import pwd
@@ -199,24 +200,12 @@ def test_memory_limit(server):
     assert plain['rlimit_data'][0] != 400000000
 
 
-def listen_backlogs(server):
-    """{socket path as bound: backlog} of the instance's listening sockets."""
-    out = subprocess.run(['ss', '-xlnH'], stdout=subprocess.PIPE, text=True, check=True).stdout
-    found = {}
-    for line in out.splitlines():
-        fields = line.split()
-        paths = [f for f in fields if f.startswith(server.root + '/')]
-        if fields[:2] == ['u_str', 'LISTEN'] and paths:
-            found[paths[0]] = int(fields[3])
-    return found
-
-
 def test_listen_backlog(server):
-    backlogs = listen_backlogs(server)
+    sockets = glob.glob(os.path.join(server.root, 'run', 'prefixed.%d.*.sock' % server.parent))
     # Group index 1 is 'custom', 0 is 'plain' (listen-backlog default 100).
-    custom = [v for k, v in backlogs.items() if '.0.1.0.sock' in k]
-    plain = [v for k, v in backlogs.items() if '.0.0.0.sock' in k]
-    assert custom == [7] and plain == [100], backlogs
+    custom = [l.backlog for l in du.listeners([s for s in sockets if s.endswith('.0.1.0.sock')])]
+    plain = [l.backlog for l in du.listeners([s for s in sockets if s.endswith('.0.0.0.sock')])]
+    assert custom == [7] and plain == [100], (sockets, custom, plain)
 
 
 # -- server-wide directives ---------------------------------------------------------
