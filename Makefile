@@ -1,7 +1,11 @@
 # mod_wsgi-rs build, install, run and test.
 #   make              build the module and mod_wsgi-express (target/release/)
-#   make install      install both: the module into Apache's module directory
-#                     (+ Debian conf), mod_wsgi-express into $(BINDIR)
+#   make install      install what `make` built: the module into Apache's
+#                     module directory (+ Debian conf), mod_wsgi-express
+#                     into $(BINDIR); it does not build (as root, run `make`
+#                     as your own user first)
+#   make uninstall    remove what `make install` put in place
+#   make check        clippy, with warnings as errors
 #   make run          serve examples/hello.wsgi on http://localhost:8000/
 #                     with mod_wsgi-express start-server
 #   make test         unit tests and integration tests against real Apache
@@ -23,7 +27,7 @@ SYSCONFDIR = $(shell $(APXS) -q SYSCONFDIR)
 # As root, Apache's children and the daemons need an unprivileged account.
 RUN_AS = $(if $(filter 0,$(shell id -u)),--user www-data --group www-data)
 
-.PHONY: all build install run test unit-test integration-test quick-test bench clean
+.PHONY: all build install uninstall check run test unit-test integration-test quick-test bench clean
 
 all: build
 
@@ -32,13 +36,30 @@ build:
 
 $(MODULE) $(EXPRESS): build
 
-install: build
+install:
+	@for f in $(MODULE) $(EXPRESS); do \
+		[ -f $$f ] || { echo "$$f is missing: run make first" >&2; exit 1; }; \
+	done
 	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(BINDIR)
 	install -m 644 $(MODULE) $(DESTDIR)$(LIBEXECDIR)/mod_wsgi_rs.so
 	install -m 755 $(EXPRESS) $(DESTDIR)$(BINDIR)/mod_wsgi-express
-	if [ -d $(DESTDIR)$(SYSCONFDIR)/mods-available ]; then \
-		install -m 644 conf/wsgi_rs.load conf/wsgi_rs.conf $(DESTDIR)$(SYSCONFDIR)/mods-available/; \
+	@# Debian's layout: a2enmod wsgi_rs loads it. Elsewhere, add the
+	@# LoadModule line printed by `mod_wsgi-express module-config`.
+	if [ -d $(SYSCONFDIR)/mods-available ]; then \
+		install -d $(DESTDIR)$(SYSCONFDIR)/mods-available; \
+		sed 's|@LIBEXECDIR@|$(LIBEXECDIR)|' conf/wsgi_rs.load.in > $(DESTDIR)$(SYSCONFDIR)/mods-available/wsgi_rs.load; \
+		chmod 644 $(DESTDIR)$(SYSCONFDIR)/mods-available/wsgi_rs.load; \
+		install -m 644 conf/wsgi_rs.conf $(DESTDIR)$(SYSCONFDIR)/mods-available/; \
+	else \
+		echo "no mods-available directory: load the module with the line 'mod_wsgi-express module-config' prints"; \
 	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBEXECDIR)/mod_wsgi_rs.so $(DESTDIR)$(BINDIR)/mod_wsgi-express
+	rm -f $(DESTDIR)$(SYSCONFDIR)/mods-available/wsgi_rs.load $(DESTDIR)$(SYSCONFDIR)/mods-available/wsgi_rs.conf
+
+check:
+	PYO3_PYTHON=$(PYTHON) APXS=$(APXS) cargo clippy --release --workspace --all-targets -- -D warnings
 
 run: build
 	$(EXPRESS) start-server examples/hello.wsgi --port $(PORT) $(RUN_AS)

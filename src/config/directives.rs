@@ -65,7 +65,7 @@ pub const DIRECTIVES: &[Directive] = &[
     directive!(c"WSGIVerboseDebugging", Global, Flag(|cmd, on| unapplied_if(cmd, on, "On has no effect (nor has it in mod_wsgi 6); use LogLevel wsgi:debug")), c"no effect; use LogLevel wsgi:debug"),
     directive!(c"WSGICaseSensitivity", Global, Flag(|cmd, on| unapplied_if(cmd, !on, "Off is accepted, but file names are always compared case-sensitively")), c"On|Off: whether script file names are case-sensitive (Off is not applied)"),
     directive!(c"WSGIEnableSendfile", ServerDirFileInfo, Flag(|cmd, _| unapplied(cmd, NO_EFFECT)), c"On|Off: accepted; embedded mode always hands files to Apache"),
-    directive!(c"WSGIIgnoreActivity", ServerDirFileInfo, Flag(|cmd, _| unapplied(cmd, NO_EFFECT)), c"On|Off: accepted, no effect until daemon mode"),
+    directive!(c"WSGIIgnoreActivity", ServerDirFileInfo, Flag(|cmd, _| unapplied(cmd, NO_EFFECT)), c"On|Off: accepted; requests here still count as activity for inactivity-timeout"),
 ];
 
 const COMMAND_COUNT: usize = DIRECTIVES.len() + 1;
