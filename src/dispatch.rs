@@ -2,6 +2,7 @@
 //! handler, `WSGIHandlerScript` names), what they run, and where each runs
 //! (after a `WSGIDispatchScript` had its say): in this process's Python
 //! (embedded mode) or in a daemon process group.
+#![forbid(unsafe_code)]
 use wsgi_core::directives::{dispatch_group_spec, expand_callable, AliasOptions, GroupContext, GroupSpec, HandlerScript, MapHeadToGet};
 use wsgi_core::environ::alias_match_len;
 

@@ -3,6 +3,7 @@
 //! UNIX-socket reader with a deadline, and the kernel's random bytes for
 //! handshake nonces).
 //! Everything here is unit-tested with `cargo test -p wsgi_core`.
+#![forbid(unsafe_code)]
 pub mod args;
 pub mod daemon_options;
 pub mod deadline;

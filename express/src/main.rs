@@ -2,6 +2,7 @@
 //! the `mod_wsgi` Python package, with its commands, option names and
 //! defaults, generating an Apache server root that runs on the system's
 //! Apache with our module. See docs/express.md.
+#![forbid(unsafe_code)]
 mod access;
 mod capacity;
 mod expand;

@@ -1,6 +1,7 @@
 //! Our configuration as Apache merges it: one [`ServerConfig`] per server
 //! and virtual host, one [`DirConfig`] per directory section, and the
 //! per-request [`RequestConfig`] resolved from both.
+#![forbid(unsafe_code)]
 pub mod directives;
 
 use std::sync::Arc;

@@ -11,6 +11,7 @@
 //! - `conn`: one connection from an Apache child, daemon side.
 //! - `transport`: a request's response and body inside a daemon.
 //! - `client`: the Apache child's side: pooled connections, proxying.
+#![forbid(unsafe_code)]
 pub mod client;
 mod conn;
 pub mod group;

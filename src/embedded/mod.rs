@@ -1,6 +1,7 @@
 //! Embedded mode: the WSGI application runs inside Apache's own child
 //! processes. `environ` gathers what the app sees (in either mode) and
 //! `transport` carries the response through Apache's filters.
+#![forbid(unsafe_code)]
 pub mod auth;
 pub mod dispatch_script;
 pub mod environ;
