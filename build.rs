@@ -69,6 +69,8 @@ fn main() {
 /// pyo3 links libpython; add an rpath when that library is not in a system
 /// directory, so that Apache loads the same copy we built against.
 fn link_python() {
+    // Py_3_12 and friends, for what differs by Python version.
+    pyo3_build_config::use_pyo3_cfgs();
     let config = pyo3_build_config::get();
     if let Some(lib_dir) = config.lib_dir() {
         let system = ["/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"];

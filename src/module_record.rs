@@ -11,13 +11,13 @@ use crate::ffi::pool::Pool;
 use crate::ffi::request::Request;
 use crate::ffi::server::{self, Server};
 use crate::ffi::sys;
-use crate::python::{init, interp, tstate};
+use wsgi_core::directives::ImportScript;
+use crate::python::{init, interp};
 
 /// The version reported in the server banner.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The mod_wsgi release whose behaviour we follow (`mod_wsgi.version`).
 pub const COMPAT_VERSION: (u32, u32, u32) = (6, 0, 5);
-const PYTHON_BUILD_VERSION: &str = env!("MRS_PYTHON_BUILD_VERSION");
 
 /// Apache writes into this record (index, list link, DSO handle), so it is
 /// a mutable static; only Apache touches it after load.
@@ -122,7 +122,7 @@ unsafe extern "C" fn pre_config(_pconf: *mut sys::apr_pool_t, _plog: *mut sys::a
 unsafe extern "C" fn post_config(pconf: *mut sys::apr_pool_t, _plog: *mut sys::apr_pool_t, _ptemp: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> i32 {
     guard("post_config", sys::OK, || {
         server::add_version_component(Pool(pconf), &format!("mod_wsgi-rs/{VERSION}"));
-        server::add_version_component(Pool(pconf), &format!("Python/{PYTHON_BUILD_VERSION}"));
+        server::add_version_component(Pool(pconf), &format!("Python/{}", init::BUILD_VERSION));
         if server::is_preflight_pass() {
             return sys::OK;
         }
@@ -179,32 +179,21 @@ fn start_python(pchild: Pool, main: Server) {
         return;
     }
     let info = process_info(
+        main,
         settings,
         "",
         server::mpm_query(sys::AP_MPMQ_MAX_DAEMONS).unwrap_or(1),
         server::mpm_query(sys::AP_MPMQ_MAX_THREADS).unwrap_or(1),
     );
-    let ready = tstate::with_gil(|py| {
-        let running = py.version_info();
-        if format!("{}.{}", running.major, running.minor) != PYTHON_BUILD_VERSION {
-            return Err(format!("this module was built for Python {PYTHON_BUILD_VERSION} but Python {}.{} was loaded", running.major, running.minor));
-        }
-        interp::create_main(py, &info).map_err(|e| {
-            e.print(py);
-            format!("cannot set up the WSGI adapter: {e}")
-        })?;
-        let interpreter = interp::for_group("").expect("just created");
+    let ready = interp::create_main(info).map(|()| {
         for script in import_scripts(main, "") {
-            if let Err(e) = interpreter.preload(py, &script) {
-                interpreter.log_exception(py, e, &script);
-            }
+            interp::preload(&script.application_group, &script.script);
         }
-        Ok(())
     });
     match ready {
         Ok(()) => {
             if log::enabled(Some(main), Level::Debug) {
-                log::server(Some(main), Level::Debug, &format!("Python {PYTHON_BUILD_VERSION} initialised in process {}", std::process::id()));
+                log::server(Some(main), Level::Debug, &format!("Python {} initialised in process {}", init::BUILD_VERSION, std::process::id()));
             }
         }
         Err(msg) => log::server(Some(main), Level::Crit, &msg),
@@ -222,17 +211,18 @@ const CHILD_SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs
 
 /// The `WSGIImportScript`s of `process_group` ("" for Apache's children),
 /// from every server in configuration order.
-pub fn import_scripts(main: Server, process_group: &str) -> Vec<String> {
-    main.with_virtual_hosts()
-        .flat_map(|s| s.config().import_scripts.clone())
-        .filter(|(_, group)| group == process_group)
-        .map(|(script, _)| script)
-        .collect()
+pub fn import_scripts(main: Server, process_group: &str) -> Vec<ImportScript> {
+    main.with_virtual_hosts().flat_map(|s| s.config().import_scripts.clone()).filter(|s| s.process_group == process_group).collect()
 }
 
+/// How many sub-interpreters a process may create unless
+/// `WSGIMaximumInterpreters` says otherwise.
+const DEFAULT_MAXIMUM_INTERPRETERS: usize = 100;
+
 /// What the adapter's setup tells Python about this process.
-pub fn process_info(settings: &GlobalSettings, process_group: &str, processes: i32, threads: i32) -> interp::ProcessInfo {
+pub fn process_info(server: Server, settings: &GlobalSettings, process_group: &str, processes: i32, threads: i32) -> interp::ProcessInfo {
     interp::ProcessInfo {
+        log_server: server,
         compat_version: COMPAT_VERSION,
         apache_version: server::apache_version(),
         description: server::server_description(),
@@ -247,6 +237,8 @@ pub fn process_info(settings: &GlobalSettings, process_group: &str, processes: i
         switch_interval: settings.switch_interval,
         python_eggs: settings.python_eggs.clone(),
         run_once: false,
+        per_interpreter_gil: settings.per_interpreter_gil == Some(true),
+        maximum_interpreters: settings.maximum_interpreters.unwrap_or(DEFAULT_MAXIMUM_INTERPRETERS),
     }
 }
 

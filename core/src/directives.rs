@@ -229,6 +229,19 @@ pub fn parse_script_alias(directive: &str, line: &str) -> Result<(String, String
     Ok((location, script, options))
 }
 
+/// `WSGIMaximumInterpreters`: how many sub-interpreters a process may
+/// create, at least 1.
+pub fn parse_maximum_interpreters(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if (1..=MAXIMUM_INTERPRETERS_LIMIT).contains(&n) => Ok(n),
+        _ => Err(format!("WSGIMaximumInterpreters must be a number of sub-interpreters from 1 to {MAXIMUM_INTERPRETERS_LIMIT}, not '{value}'")),
+    }
+}
+
+/// The most `WSGIMaximumInterpreters` accepts: each sub-interpreter takes
+/// megabytes, so more than this per process is a configuration mistake.
+const MAXIMUM_INTERPRETERS_LIMIT: usize = 10_000;
+
 /// `WSGISwitchInterval`: seconds, a number above zero.
 pub fn parse_switch_interval(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
@@ -237,14 +250,23 @@ pub fn parse_switch_interval(value: &str) -> Result<f64, String> {
     }
 }
 
-/// `WSGIImportScript path process-group=NAME application-group=NAME`: the
-/// script and the process group it is loaded in ("" for Apache's own
-/// children). Both options are required and must be fixed names or
-/// `%{GLOBAL}`, since the script loads before any request.
-pub fn parse_import_script(line: &str) -> Result<(String, String), String> {
+/// `WSGIImportScript path process-group=NAME application-group=NAME`: a
+/// script loaded when the processes of a group start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportScript {
+    pub script: String,
+    /// The daemon process group, or "" for Apache's own children.
+    pub process_group: String,
+    /// The application group (interpreter), or "" for the main one.
+    pub application_group: String,
+}
+
+/// Both options are required and must be fixed names or `%{GLOBAL}`,
+/// since the script loads before any request.
+pub fn parse_import_script(line: &str) -> Result<ImportScript, String> {
     const D: &str = "WSGIImportScript";
     let mut args = Args::new(D, line);
-    let path = args.required("a script path, process-group= and application-group=")?;
+    let script = args.required("a script path, process-group= and application-group=")?;
     let options = script_options(D, args, &[PROCESS_GROUP, APPLICATION_GROUP])?;
     let fixed = |spec: Option<GroupSpec>, option: &str| match spec {
         Some(GroupSpec::Global) => Ok(String::new()),
@@ -252,9 +274,11 @@ pub fn parse_import_script(line: &str) -> Result<(String, String), String> {
         Some(_) => Err(format!("{D}: {option}= must be a fixed name or %{{GLOBAL}}, since the script is loaded at process start")),
         None => Err(format!("{D} needs both process-group= and application-group=")),
     };
-    let process_group = fixed(options.process_group, PROCESS_GROUP)?;
-    fixed(options.application_group, APPLICATION_GROUP)?;
-    Ok((path, process_group))
+    Ok(ImportScript {
+        script,
+        process_group: fixed(options.process_group, PROCESS_GROUP)?,
+        application_group: fixed(options.application_group, APPLICATION_GROUP)?,
+    })
 }
 
 /// `WSGIAuthUserScript`, `WSGIAuthGroupScript`, `WSGIAccessScript` and
@@ -465,21 +489,31 @@ mod tests {
     }
 
     #[test]
+    fn maximum_interpreters() {
+        assert_eq!(parse_maximum_interpreters("1"), Ok(1));
+        assert_eq!(parse_maximum_interpreters("100"), Ok(100));
+        for bad in ["0", "-1", "", "ten", "1.5", "10001"] {
+            assert!(parse_maximum_interpreters(bad).unwrap_err().starts_with("WSGIMaximumInterpreters must be"), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn import_scripts() {
         // docs/configuration-directives/WSGIImportScript.rst (the example's
         // continuation line arrives joined), then the %{GLOBAL} forms it describes.
         let cases = [
-            ("/web/wsgi-scripts/myapp.wsgi     process-group=mygroup application-group=%{GLOBAL}", ("/web/wsgi-scripts/myapp.wsgi", "mygroup")),
-            ("/a.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}", ("/a.wsgi", "")),
-            ("/a.wsgi application-group=x process-group=site", ("/a.wsgi", "site")),
+            ("/web/wsgi-scripts/myapp.wsgi     process-group=mygroup application-group=%{GLOBAL}", ("/web/wsgi-scripts/myapp.wsgi", "mygroup", "")),
+            ("/a.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}", ("/a.wsgi", "", "")),
+            ("/a.wsgi application-group=x process-group=site", ("/a.wsgi", "site", "x")),
             // As mod_wsgi-express writes it (src/express/apache.py).
-            ("'/srv/root/handler.wsgi' process-group='%{GLOBAL}' application-group=%{GLOBAL}", ("/srv/root/handler.wsgi", "")),
-            ("'/srv/x.py' process-group='service:x' application-group=%{GLOBAL}", ("/srv/x.py", "service:x")),
+            ("'/srv/root/handler.wsgi' process-group='%{GLOBAL}' application-group=%{GLOBAL}", ("/srv/root/handler.wsgi", "", "")),
+            ("'/srv/x.py' process-group='service:x' application-group=%{GLOBAL}", ("/srv/x.py", "service:x", "")),
         ];
-        for (line, (path, group)) in cases {
-            assert_eq!(parse_import_script(line), Ok((path.to_string(), group.to_string())), "{line}");
+        for (line, (script, process_group, application_group)) in cases {
+            let expected = ImportScript { script: script.into(), process_group: process_group.into(), application_group: application_group.into() };
+            assert_eq!(parse_import_script(line), Ok(expected), "{line}");
         }
-        for bad in ["", "/a.wsgi", "/a.wsgi process-group=x", "/a.wsgi process-group=%{SERVER} application-group=x", "/a.wsgi process-group=x application-group=y callable-object=z", "/a.wsgi process-group= application-group=x"] {
+        for bad in ["", "/a.wsgi", "/a.wsgi process-group=x", "/a.wsgi process-group=%{SERVER} application-group=x", "/a.wsgi process-group=x application-group=%{RESOURCE}", "/a.wsgi process-group=x application-group=y callable-object=z", "/a.wsgi process-group= application-group=x"] {
             assert!(parse_import_script(bad).unwrap_err().starts_with("WSGIImportScript"), "{bad:?}");
         }
     }

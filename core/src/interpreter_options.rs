@@ -66,16 +66,14 @@ pub fn python_version(text: &str) -> Option<(u32, u32)> {
     Some((major.parse().ok()?, minor.parse().ok()?))
 }
 
-/// Why `WSGIPerInterpreterGIL On` has no effect with this module.
-pub fn per_interpreter_gil_note(python: (u32, u32)) -> String {
-    if python < (3, 12) {
+/// Why `WSGIPerInterpreterGIL On` has no effect with this module, if it has none.
+pub fn per_interpreter_gil_note(python: (u32, u32)) -> Option<String> {
+    (python < (3, 12)).then(|| {
         format!(
             "has no effect: a GIL per sub-interpreter (PEP 684) needs Python 3.12 or later, and this module is built for Python {}.{}",
             python.0, python.1
         )
-    } else {
-        "is accepted but not applied yet: mod_wsgi-rs runs every application group in the main interpreter".to_string()
-    }
+    })
 }
 
 /// Why `WSGIFreeThreading On` has no effect with this module.
@@ -149,9 +147,10 @@ mod tests {
         assert_eq!(python_version("3.11"), Some((3, 11)));
         assert_eq!(python_version("3"), None);
         // WSGIPerInterpreterGIL.rst: 3.12 or later; WSGIFreeThreading.rst: a 3.13 free-threaded build.
-        let gil = per_interpreter_gil_note((3, 11));
+        let gil = per_interpreter_gil_note((3, 11)).unwrap();
         assert!(gil.contains("Python 3.12 or later") && gil.contains("built for Python 3.11"), "{gil}");
-        assert!(per_interpreter_gil_note((3, 12)).contains("not applied yet"));
+        assert_eq!(per_interpreter_gil_note((3, 12)), None);
+        assert_eq!(per_interpreter_gil_note((3, 13)), None);
         let free = free_threading_note((3, 11));
         assert!(free.contains("free-threaded build of Python 3.13 or later") && free.contains("built for Python 3.11"), "{free}");
         assert!(free_threading_note((3, 13)).contains("not applied yet"));

@@ -14,8 +14,8 @@ macro_rules! directive {
     };
 }
 
-/// Every directive we accept: all of mod_wsgi 6's. Apache finds a handler
-/// by its index here.
+/// Every directive we accept: all of mod_wsgi 6's, and
+/// WSGIMaximumInterpreters (ours). Apache finds a handler by its index here.
 pub const DIRECTIVES: &[Directive] = &[
     directive!(c"WSGIScriptAlias", Server, RawArgs(script_alias), c"URL-path file-or-directory [process-group=...] [application-group=...] [callable-object=...] [pass-authorization=On|Off]"),
     directive!(c"WSGIScriptAliasMatch", Server, RawArgs(script_alias_match), c"regex file-or-directory [options]"),
@@ -39,6 +39,7 @@ pub const DIRECTIVES: &[Directive] = &[
     directive!(c"WSGIDestroyInterpreter", Global, Flag(|cmd, on| set_global(cmd, |p| p.destroy_interpreter = Some(on))), c"On|Off: finalise Python when a process exits"),
     directive!(c"WSGISwitchInterval", Global, Take1(switch_interval), c"seconds (> 0): Python's thread switch interval"),
     directive!(c"WSGIPerInterpreterGIL", Global, Flag(per_interpreter_gil), c"On|Off: a GIL per sub-interpreter (Python 3.12 or later)"),
+    directive!(c"WSGIMaximumInterpreters", Global, Take1(|cmd, v| { let n = parse::parse_maximum_interpreters(v)?; set_global(cmd, |p| p.maximum_interpreters = Some(n)) }), c"N (default 100): the most sub-interpreters (application groups other than %{GLOBAL}) a process creates; a mod_wsgi-rs extension"),
     directive!(c"WSGIFreeThreading", Global, Flag(free_threading), c"On|Off: run without the GIL (free-threaded Python 3.13 or later)"),
     directive!(c"<WSGIInterpreterOptions", Global, RawArgs(interpreter_options), c"[process-group=NAME] [application-group=NAME]> ... </WSGIInterpreterOptions>: settings for matching interpreters"),
     directive!(c"WSGITrustedProxyHeaders", ServerDirFileInfo, RawArgs(trusted_proxy_headers), c"proxy headers (X-Forwarded-For, X-Forwarded-Proto, ...) to honour"),
@@ -163,7 +164,10 @@ fn interpreter_options(cmd: &mut Cmd, args: &str) -> Result {
 }
 
 fn per_interpreter_gil(cmd: &mut Cmd, on: bool) -> Result {
-    unapplied_if(cmd, on, &format!("On {}", interpreter_options::per_interpreter_gil_note(python_version())))
+    if let Some(note) = interpreter_options::per_interpreter_gil_note(python_version()).filter(|_| on) {
+        unapplied(cmd, &format!("On {note}"))?;
+    }
+    set_interpreter(cmd, |p| p.per_interpreter_gil = Some(on))
 }
 
 fn free_threading(cmd: &mut Cmd, on: bool) -> Result {
@@ -210,11 +214,12 @@ fn group_script(cmd: &mut Cmd, line: &str, store: fn(&mut super::DirConfig, (Str
 }
 
 fn import_script(cmd: &mut Cmd, line: &str) -> Result {
-    let (script, process_group) = parse::parse_import_script(line)?;
-    if !process_group.is_empty() && !crate::daemon::group::is_defined(&process_group) {
+    let script = parse::parse_import_script(line)?;
+    let process_group = &script.process_group;
+    if !process_group.is_empty() && !crate::daemon::group::is_defined(process_group) {
         return Err(format!("WSGIImportScript: no WSGIDaemonProcess '{process_group}' is defined before this line"));
     }
-    cmd.server_config().import_scripts.push((script, process_group));
+    cmd.server_config().import_scripts.push(script);
     Ok(())
 }
 

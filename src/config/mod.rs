@@ -6,7 +6,7 @@ pub mod directives;
 
 use std::sync::Arc;
 
-use wsgi_core::directives::{AliasOptions, GroupSpec, HandlerScript, HashSeed, MapHeadToGet};
+use wsgi_core::directives::{AliasOptions, GroupSpec, HandlerScript, HashSeed, ImportScript, MapHeadToGet};
 use wsgi_core::proxy::Network;
 
 use crate::ffi::regex::Regex;
@@ -46,6 +46,10 @@ pub struct GlobalSettings {
     pub socket_rotation: Option<bool>,
     /// `WSGIRestrictSignal` (default On): `signal.signal` is refused.
     pub restrict_signal: Option<bool>,
+    /// `WSGIPerInterpreterGIL`: a GIL per sub-interpreter (Python 3.12+).
+    pub per_interpreter_gil: Option<bool>,
+    /// `WSGIMaximumInterpreters`: how many sub-interpreters a process may create.
+    pub maximum_interpreters: Option<usize>,
 }
 
 /// Per server or virtual host. Built while parsing, read-only afterwards.
@@ -59,8 +63,8 @@ pub struct ServerConfig {
     pub unapplied: Vec<String>,
     /// `WSGIDaemonProcess` groups defined in this server.
     pub daemon_groups: Vec<Arc<crate::daemon::group::DaemonGroup>>,
-    /// `WSGIImportScript`s: script and process group ("" for Apache's children).
-    pub import_scripts: Vec<(String, String)>,
+    /// `WSGIImportScript`s.
+    pub import_scripts: Vec<ImportScript>,
 }
 
 impl ServerConfig {

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, RwLock};
 
 use wsgi_core::daemon_options::DaemonSpec;
+use wsgi_core::directives::ImportScript;
 
 use crate::ffi::secrets::Secret;
 use crate::ffi::server::Server;
@@ -44,9 +45,9 @@ pub struct RuntimeGroup {
     pub supplementary_gids: Option<Vec<u32>>,
     pub user_name: String,
     pub user_home: Option<String>,
-    /// Scripts to load at process start (`WSGIScriptAlias … process-group=
-    /// application-group=`).
-    pub preload: Vec<String>,
+    /// Scripts to load at process start (`WSGIImportScript`,
+    /// `WSGIScriptAlias … process-group= application-group=`).
+    pub preload: Vec<ImportScript>,
 }
 
 impl RuntimeGroup {

@@ -11,7 +11,7 @@ use super::conn::Connection;
 use super::process::{log, Daemon, EXIT_CRASHED, EXIT_RECYCLED};
 use crate::ffi::log::Level;
 use crate::ffi::process as os;
-use crate::python::tstate;
+use crate::python::interp;
 
 /// Why a daemon process goes away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,16 +127,15 @@ impl Daemon {
         }
     }
 
-    /// Takes the GIL once a second, so the monitor can tell a deadlocked
-    /// interpreter; stops for good before Python is finalised.
+    /// Takes every interpreter's GIL once a second, so the monitor can
+    /// tell a deadlocked one; stops for good before Python is finalised.
     pub(super) fn watch_gil(&self) {
         loop {
             {
                 let open = self.python_open.lock().unwrap_or_else(|e| e.into_inner());
-                if !*open {
+                if !*open || !interp::touch_every_gil() {
                     return;
                 }
-                tstate::with_gil(|_| ());
             }
             *self.gil_taken.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
             std::thread::sleep(Duration::from_secs(1));

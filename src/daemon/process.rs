@@ -26,7 +26,7 @@ use crate::config::GlobalSettings;
 use crate::ffi::log::{Level, LogTarget};
 use crate::ffi::process as os;
 use crate::ffi::server::{self, Server};
-use crate::python::{init, interp, tstate};
+use crate::python::{init, interp};
 
 /// How a daemon process exits, for the parent's log. (Whether to back off
 /// the parent learns from the process itself: see `report_ready`.) All are
@@ -165,18 +165,13 @@ fn start_python(g: &RuntimeGroup, settings: &GlobalSettings) -> Result<(), Strin
     let info = interp::ProcessInfo {
         // As in mod_wsgi: a process that serves exactly one request.
         run_once: spec.threads == 1 && spec.maximum_requests == 1,
-        ..crate::module_record::process_info(&python, g.name(), spec.processes as i32, spec.threads as i32)
+        ..crate::module_record::process_info(g.def.server, &python, g.name(), spec.processes as i32, spec.threads as i32)
     };
-    tstate::with_gil(|py| {
-        interp::create_main(py, &info).map_err(|e| format!("cannot set up the WSGI adapter: {e}"))?;
-        let main = interp::for_group("").expect("just created");
-        for script in &g.preload {
-            if let Err(e) = main.preload(py, script) {
-                main.log_exception(py, e, script);
-            }
-        }
-        Ok(())
-    })
+    interp::create_main(info)?;
+    for script in &g.preload {
+        interp::preload(&script.application_group, &script.script);
+    }
+    Ok(())
 }
 
 pub(super) fn now_us() -> i64 {

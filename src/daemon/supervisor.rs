@@ -23,7 +23,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::{fchmodat, FchmodatFlags, Mode};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{Gid, Pid, Uid};
-use wsgi_core::directives::GroupSpec;
+use wsgi_core::directives::{GroupSpec, ImportScript};
 use wsgi_core::protocol::SECRET_LEN;
 
 use super::group::{self, DaemonGroup, RuntimeGroup};
@@ -292,14 +292,19 @@ pub(super) fn wipe_lasting_secrets(main: Server) {
 /// Scripts loaded when each daemon of `group_name` starts: its
 /// `WSGIImportScript`s, and those named by `WSGIScriptAlias …
 /// process-group=NAME application-group=…` with fixed values.
-fn preload_scripts(main: Server, group_name: &str) -> Vec<String> {
+fn preload_scripts(main: Server, group_name: &str) -> Vec<ImportScript> {
     let mut scripts = crate::module_record::import_scripts(main, group_name);
     for server in main.with_virtual_hosts() {
         for alias in &server.config().aliases {
             let named = matches!(&alias.options.process_group, Some(GroupSpec::Literal(n)) if n == group_name);
-            let fixed_app = matches!(&alias.options.application_group, Some(GroupSpec::Literal(_) | GroupSpec::Global));
-            if named && fixed_app && matches!(alias.pattern, AliasPattern::Prefix(_)) && !scripts.contains(&alias.target) {
-                scripts.push(alias.target.clone());
+            let application_group = match &alias.options.application_group {
+                Some(GroupSpec::Literal(name)) => name.clone(),
+                Some(GroupSpec::Global) => String::new(),
+                _ => continue,
+            };
+            let script = ImportScript { script: alias.target.clone(), process_group: group_name.to_string(), application_group };
+            if named && matches!(alias.pattern, AliasPattern::Prefix(_)) && !scripts.contains(&script) {
+                scripts.push(script);
             }
         }
     }

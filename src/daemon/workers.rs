@@ -20,7 +20,7 @@ use super::lifecycle::Stop;
 use super::process::{log, now_us, Daemon, LISTENER, WAKE};
 use super::transport::SocketTransport;
 use crate::ffi::log::{Level, LogTarget};
-use crate::python::{interp, tstate};
+use crate::python::interp;
 use crate::wsgi::request as request_io;
 
 /// What becomes of a connection after a request.
@@ -316,7 +316,14 @@ impl Daemon {
             let _ = conn.send(&Frame::Error { status: 504 });
             return After::Close;
         }
-        let interp = interp::for_group("").expect("created at start-up");
+        let interp = match interp::for_group(&head.application_group) {
+            Ok(interp) => interp,
+            Err(msg) => {
+                log(self.server, Level::Err, &format!("{msg}; cannot run {}", head.script));
+                let _ = conn.send(&Frame::Error { status: 500 });
+                return After::Close;
+            }
+        };
         self.state.lock().unwrap_or_else(|e| e.into_inner()).active += 1;
         *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         conn.start_reply();
@@ -327,7 +334,7 @@ impl Daemon {
         // a request stat'ed before a touch must not restart a process that
         // already runs the new code.
         let mtime = interp::file_mtime(&head.script);
-        let after = tstate::with_gil(|py| {
+        let after = interp.enter(|py| {
             if head.reloading && interp.script_changed(py, &head.script, mtime, head.environ_value("SCRIPT_FILENAME")) {
                 return After::Reload;
             }
@@ -352,7 +359,7 @@ impl Daemon {
                     if outcome.headers_sent {
                         // Refused (and logged) if the response was already
                         // complete, e.g. when only close() raised: it stands.
-                        request_io::abort_response();
+                        request_io::abort_response(py);
                         After::Keep
                     } else {
                         match conn.answer_error(status) {

@@ -10,6 +10,7 @@ use super::environ::{self, RequestFacts};
 use super::script;
 use crate::ffi::log::{self, Level};
 use crate::ffi::request::Request;
+use crate::python::text::to_string;
 
 /// What a password check concluded.
 pub enum PasswordCheck {
@@ -52,7 +53,7 @@ pub fn check_password(req: Request, user: &str, password: &str) -> PasswordCheck
     call(req, &script, "check_password", &[user, password], |result| {
         Ok(if result.is_none() {
             PasswordCheck::UnknownUser
-        } else if let Ok(name) = result.extract::<String>() {
+        } else if let Ok(name) = to_string(result, "check_password() result") {
             PasswordCheck::Granted(Some(name).filter(|n| !n.is_empty()))
         } else if result.is_truthy()? {
             PasswordCheck::Granted(None)
@@ -76,7 +77,7 @@ pub fn get_realm_hash(req: Request, user: &str, realm: &str) -> RealmHash {
         return RealmHash::Error;
     };
     call(req, &script, "get_realm_hash", &[user, realm], |result| {
-        Ok(if result.is_none() { RealmHash::UnknownUser } else { RealmHash::Found(result.extract::<String>()?) })
+        Ok(if result.is_none() { RealmHash::UnknownUser } else { RealmHash::Found(to_string(result, "get_realm_hash() result")?) })
     })
     .unwrap_or(RealmHash::Error)
 }
@@ -91,7 +92,7 @@ pub fn groups_for_user(req: Request, user: &str) -> Option<Vec<String>> {
         if result.is_none() {
             return Ok(Vec::new());
         }
-        result.try_iter()?.map(|g| g?.extract::<String>()).collect()
+        result.try_iter()?.map(|g| to_string(&g?, "a group name")).collect()
     })
 }
 

@@ -17,7 +17,7 @@ use crate::ffi::log::{self, Level};
 use crate::ffi::request::Request;
 use crate::ffi::sys;
 use crate::python::request_rec::RequestRecCapsule;
-use crate::python::{init, interp, tstate};
+use crate::python::{init, interp};
 use crate::wsgi::request as request_io;
 use environ::Var;
 use transport::ApacheTransport;
@@ -42,10 +42,11 @@ pub fn run(req: Request, script: &str, mtime: i64, cfg: &RequestConfig, applicat
     if !init::is_running() {
         return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, &format!("Python is not available in this Apache child (see the errors logged at its start); cannot run {script}"));
     }
-    let Some(interpreter) = interp::for_group(application_group) else {
-        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, "the Python interpreter for this request is not available");
+    let interpreter = match interp::for_group(application_group) {
+        Ok(interpreter) => interpreter,
+        Err(msg) => return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, &format!("{msg}; cannot run {script}")),
     };
-    let (status, client_gone) = tstate::with_gil(|py| {
+    let (status, client_gone) = interpreter.enter(|py| {
         let _current = request_io::install(Box::new(ApacheTransport::new(req)));
         let result = interpreter
             .environ(py, vars, req.request_time(), thread_number())
@@ -62,7 +63,7 @@ pub fn run(req: Request, script: &str, mtime: i64, cfg: &RequestConfig, applicat
                 let status = interpreter.log_exception(py, err, script);
                 if outcome.headers_sent {
                     // Too late for an error page: cut the response short.
-                    request_io::abort_response();
+                    request_io::abort_response(py);
                     (sys::OK, false)
                 } else {
                     (i32::from(status), false)

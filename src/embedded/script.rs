@@ -10,8 +10,8 @@ use crate::dispatch::{expand_group, latin1_string};
 use crate::ffi::log::{self, Level};
 use crate::ffi::request::Request;
 use crate::python::interp::{self, Interpreter};
+use crate::python::init;
 use crate::python::request_rec::RequestRecCapsule;
-use crate::python::{init, tstate};
 
 /// Calls `f` with the environ `vars(group)` gives, in the interpreter of
 /// the script's application group (`%{GLOBAL}`, the main interpreter,
@@ -31,13 +31,16 @@ pub fn call<'r, R>(
         return None;
     }
     let group = group.as_ref().map(|spec| expand_group(req, spec, req.uri())).unwrap_or_default();
-    let Some(interpreter) = interp::for_group(&latin1_string(&group)) else {
-        log::request(req, Level::Err, &format!("{path}: the Python interpreter for {what} is not available"));
-        return None;
+    let interpreter = match interp::for_group(&latin1_string(&group)) {
+        Ok(interpreter) => interpreter,
+        Err(msg) => {
+            log::request(req, Level::Err, &format!("{path}: {msg}; {what} cannot be run"));
+            return None;
+        }
     };
     let vars = vars(&group);
     let pass_request = req.dir_config().pass_apache_request == Some(true);
-    tstate::with_gil(|py| {
+    interpreter.enter(|py| {
         let outcome = interpreter.environ(py, &vars, req.request_time(), 0).and_then(|env| {
             let _capsule = if pass_request { Some(RequestRecCapsule::attach(&env, req.raw())?) } else { None };
             f(py, interpreter, env)

@@ -1,6 +1,6 @@
 """The Python half of mod_wsgi-rs's WSGI adapter.
 
-Run once per interpreter. The native functions it calls (_start, _write,
+Run once per interpreter (one per application group). The native functions it calls (_start, _write,
 _finish, _read, _readline, _sendfile, _headers_sent, _log) act on the
 request that the calling thread is serving; outside a request they raise
 RuntimeError. Everything here is plain Python so that it can run unchanged
@@ -419,12 +419,6 @@ def _restrict_signals():
     signal.signal = refuse
 
 
-# The application group of the request each thread is serving (or served
-# last): every group shares this interpreter for now, so the mod_wsgi
-# module's application_group is looked up per thread.
-_thread_group = threading.local()
-
-
 def _installed_package_path():
     """The __path__ of a mod_wsgi package installed from the package index
     (mod_wsgi-express), so that its subpackages (mod_wsgi.express, which the
@@ -443,18 +437,57 @@ def _installed_package_path():
     return getattr(package, '__path__', None)
 
 
-class _ModWsgiModule(types.ModuleType):
-    """The mod_wsgi module, whose application_group names the group of the
-    request the calling thread serves ('' before its first request)."""
+# What extension modules say when they refuse an interpreter: CPython's
+# check for isolated interpreters (3.12+), PyO3's and NumPy's.
+_REFUSALS = ('subinterpreter', 'sub-interpreter', 'once per interpreter process',
+             'more than once per process')
 
-    @property
-    def application_group(self):
-        return getattr(_thread_group, 'name', '')
+
+def _explain_refusals(group):
+    """Logs one line naming the fix when an extension module refuses to load
+    in this interpreter (PyO3-built wheels, NumPy, anything single-phase in
+    an interpreter with its own GIL); the application still gets the
+    ImportError."""
+    from importlib.machinery import ExtensionFileLoader
+    create_module = ExtensionFileLoader.create_module
+    explained = set()
+    if group:
+        where = 'application group %r (a sub-interpreter)' % group
+        fix = ('it works only in the main interpreter: run this application with '
+               'WSGIApplicationGroup %{GLOBAL}')
+    else:
+        where = 'the main interpreter'
+        fix = ('a sub-interpreter loaded it first: run every application that uses it '
+               'with WSGIApplicationGroup %{GLOBAL}')
+
+    def create(self, spec):
+        try:
+            return create_module(self, spec)
+        except ImportError as e:
+            reason = str(e).lower()
+            if spec.name not in explained and any(r in reason for r in _REFUSALS):
+                explained.add(spec.name)
+                _log('Python extension module %r refused to load in %s; %s' % (spec.name, where, fix))
+            raise
+
+    ExtensionFileLoader.create_module = create
+
+
+def finish_threads():
+    """At shutdown: waits for the threads the application started (not
+    daemon threads), as ending the interpreter would."""
+    threading._shutdown()
+
+
+def run_atexit():
+    """At shutdown, where the interpreter cannot be ended: its atexit functions."""
+    import atexit
+    atexit._run_exitfuncs()
 
 
 def setup(settings):
-    """Prepares this interpreter: streams, sys.path, the mod_wsgi and apache
-    modules. Returns the environ entries that are the same for every request
+    """Prepares this interpreter (that of one application group): streams,
+    sys.path, the mod_wsgi and apache modules. Returns the environ entries that are the same for every request
     (wsgi.input holds no state and takes no attributes, so one serves all;
     wsgi.errors is made per request)."""
     sys.argv = ['mod_wsgi']
@@ -482,7 +515,10 @@ def setup(settings):
         added = [p for p in sys.path if p not in before]
         sys.path[:] = added + [p for p in sys.path if p not in added]
 
-    mod_wsgi = _ModWsgiModule('mod_wsgi')
+    _explain_refusals(settings['application_group'])
+
+    mod_wsgi = types.ModuleType('mod_wsgi')
+    mod_wsgi.application_group = settings['application_group']
     package_path = _installed_package_path()
     if package_path is not None:
         mod_wsgi.__path__ = package_path

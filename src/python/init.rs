@@ -3,12 +3,11 @@ use std::ffi::{CStr, CString};
 use std::path::Path;
 use std::ptr::addr_of_mut;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
 use pyo3::ffi;
 
-use super::tstate;
 use crate::config::GlobalSettings;
 use crate::ffi::log::{self, Level};
 use wsgi_core::directives::HashSeed;
@@ -38,8 +37,23 @@ pub fn start(settings: &GlobalSettings) -> Result<(), String> {
         result?;
         MAIN_THREAD_STATE.store(ffi::PyEval_SaveThread(), Ordering::SeqCst);
     }
+    check_version()
+}
+
+/// The Python loaded must be the one this module was built for.
+fn check_version() -> Result<(), String> {
+    // SAFETY: Py_GetVersion returns a static string and needs no GIL.
+    let version = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy();
+    let running: Vec<&str> = version.split(' ').next().unwrap_or_default().splitn(3, '.').take(2).collect();
+    let running = running.join(".");
+    if running != BUILD_VERSION {
+        return Err(format!("this module was built for Python {BUILD_VERSION} but Python {running} was loaded"));
+    }
     Ok(())
 }
+
+/// The `major.minor` Python version this module is built for.
+pub const BUILD_VERSION: &str = env!("MRS_PYTHON_BUILD_VERSION");
 
 unsafe fn configure(cfg: *mut ffi::PyConfig, settings: &GlobalSettings) -> Result<(), String> {
     if let Some(home) = &settings.home {
@@ -84,7 +98,7 @@ unsafe fn set_string(cfg: *mut ffi::PyConfig, field: *mut *mut libc::wchar_t, va
     check(ffi::PyConfig_SetBytesString(cfg, field, c.as_ptr()), value)
 }
 
-unsafe fn check(status: ffi::PyStatus, what: &str) -> Result<(), String> {
+pub(super) unsafe fn check(status: ffi::PyStatus, what: &str) -> Result<(), String> {
     if ffi::PyStatus_Exception(status) == 0 {
         return Ok(());
     }
@@ -101,20 +115,17 @@ pub fn is_stopping() -> bool {
     STOPPING.load(Ordering::SeqCst)
 }
 
-/// Begins the shutdown: from now on no thread enters Python for a request.
-/// Then, if `finalize`, finalises Python (atexit handlers run, modules are
-/// torn down) unless a thread is still running Python for a request, which
-/// finalising would pull the interpreter from under.
-pub fn stop(finalize: bool) {
+/// Begins the shutdown: from now on no thread enters Python for a request
+/// (nor deletes its thread states).
+pub fn stop_entries() {
     STOPPING.store(true, Ordering::SeqCst);
-    if !finalize {
-        return;
-    }
-    let busy = tstate::threads_in_python();
-    if busy > 0 {
-        log::server(None, Level::Warning, &format!("Python not finalised in process {}: {busy} thread(s) still running Python for a request", std::process::id()));
-        return;
-    }
+}
+
+/// Finalises Python (the main interpreter's atexit functions run, modules
+/// are torn down). Only after [`stop_entries`], on the thread that started
+/// Python, when no thread is inside Python for us and every sub-interpreter
+/// has been ended.
+pub fn finalize() {
     let main = MAIN_THREAD_STATE.swap(std::ptr::null_mut(), Ordering::SeqCst);
     if main.is_null() {
         return;
@@ -129,10 +140,19 @@ pub fn stop(finalize: bool) {
 
 /// Ends the process with `_exit` if it is still alive `limit` after being
 /// armed and not yet dropped: a shutdown subscriber that blocks, or a
-/// non-daemon thread that `Py_FinalizeEx` waits for, must not keep a
-/// stopping process around.
+/// non-daemon thread that ending an interpreter waits for, must not keep a
+/// stopping process around. The log line names the step the shutdown was
+/// at (see [`shutdown_step`]).
 pub struct ExitWatchdog {
     _disarm: mpsc::Sender<()>,
+}
+
+/// What the shutdown is doing now, for the watchdog's log line.
+static SHUTDOWN_STEP: Mutex<String> = Mutex::new(String::new());
+
+/// Names the step the shutdown is now at.
+pub fn shutdown_step(step: String) {
+    *SHUTDOWN_STEP.lock().unwrap_or_else(|e| e.into_inner()) = step;
 }
 
 impl ExitWatchdog {
@@ -140,7 +160,9 @@ impl ExitWatchdog {
         let (disarm, disarmed) = mpsc::channel::<()>();
         std::thread::Builder::new().name("python-shutdown-watchdog".into()).spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = disarmed.recv_timeout(limit) {
-                log::server(None, Level::Err, &format!("Python did not shut down within {:.1}s in process {}; exiting without waiting for it", limit.as_secs_f64(), std::process::id()));
+                let step = SHUTDOWN_STEP.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let step = if step.is_empty() { String::new() } else { format!(" (stuck {step})") };
+                log::server(None, Level::Err, &format!("Python did not shut down within {:.1}s in process {}{step}; exiting without waiting for it", limit.as_secs_f64(), std::process::id()));
                 crate::ffi::process::exit_now(0);
             }
         })?;

@@ -1,10 +1,20 @@
 //! The native functions the adapter (adapter.py) calls. Each acts on the
 //! request the calling thread is serving (see wsgi::request).
+//!
+//! They run in every interpreter, so they touch none of pyo3's process-wide
+//! caches (see interp.rs): arguments are taken as plain objects and
+//! converted here (a failed pyo3 conversion would name the type through an
+//! interned string), and a panic becomes a RuntimeError here (pyo3 would
+//! make its own exception type for it).
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use pyo3::exceptions::{PyMemoryError, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyModule, PyString};
+use pyo3::types::{PyBytes, PyList, PyModule, PyString, PyTuple};
 
 use crate::wsgi::request::{self as request_io, IoError};
+use super::text::{type_name, describe};
+use crate::ffi::guard::panic_message;
 use crate::ffi::log::Level;
 use wsgi_core::input::ReadError;
 use wsgi_core::response::StartError;
@@ -31,26 +41,30 @@ fn encode_latin1(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
         .collect()
 }
 
-fn type_name(value: &Bound<'_, PyAny>) -> String {
-    value.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+/// Runs a native function's body; a panic (a bug) becomes a RuntimeError.
+fn guarded<R>(body: impl FnOnce() -> PyResult<R>) -> PyResult<R> {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|panic| Err(PyRuntimeError::new_err(format!("internal error in mod_wsgi-rs: {}", panic_message(&panic)))))
 }
 
 #[pyfunction]
-fn _start(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, replace: bool) -> PyResult<()> {
-    let status = encode_latin1(status, "status")?;
-    let list = headers
-        .cast::<pyo3::types::PyList>()
-        .map_err(|_| PyTypeError::new_err(format!("response headers must be a list, not {}", type_name(headers))))?;
-    let mut copied = Vec::with_capacity(list.len());
-    for item in list.iter() {
-        let pair = item
-            .cast::<pyo3::types::PyTuple>()
-            .ok()
-            .filter(|t| t.len() == 2)
-            .ok_or_else(|| PyTypeError::new_err(format!("each response header must be a (name, value) tuple, not {item}")))?;
-        copied.push((encode_latin1(&pair.get_item(0)?, "response header name")?, encode_latin1(&pair.get_item(1)?, "response header value")?));
-    }
-    request_io::with_current(|io| io.start(&status, copied, replace)).map_err(to_py)
+fn _start(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>, replace: &Bound<'_, PyAny>) -> PyResult<()> {
+    guarded(|| {
+        let status = encode_latin1(status, "status")?;
+        let list = headers
+            .cast::<PyList>()
+            .map_err(|_| PyTypeError::new_err(format!("response headers must be a list, not {}", type_name(headers))))?;
+        let mut copied = Vec::with_capacity(list.len());
+        for item in list.iter() {
+            let pair = item
+                .cast::<PyTuple>()
+                .ok()
+                .filter(|t| t.len() == 2)
+                .ok_or_else(|| PyTypeError::new_err(format!("each response header must be a (name, value) tuple, not {}", describe(&item))))?;
+            copied.push((encode_latin1(&pair.get_item(0)?, "response header name")?, encode_latin1(&pair.get_item(1)?, "response header value")?));
+        }
+        let replace = replace.is_truthy()?;
+        request_io::with_current(|io| io.start(&status, copied, replace)).map_err(to_py)
+    })
 }
 
 fn body_bytes<'a, 'py>(data: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyBytes>> {
@@ -64,49 +78,64 @@ fn body_bytes<'a, 'py>(data: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, P
 
 #[pyfunction]
 fn _write(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-    let bytes = body_bytes(data)?;
-    request_io::with_current(|io| io.write(py, bytes.as_bytes())).map_err(to_py)
+    guarded(|| {
+        let bytes = body_bytes(data)?;
+        request_io::with_current(|io| io.write(py, bytes.as_bytes())).map_err(to_py)
+    })
 }
 
 /// The last (here: only) chunk of a response, then its end.
 #[pyfunction]
 fn _write_final(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-    let bytes = body_bytes(data)?;
-    request_io::with_current(|io| io.write_final(py, bytes.as_bytes())).map_err(to_py)
+    guarded(|| {
+        let bytes = body_bytes(data)?;
+        request_io::with_current(|io| io.write_final(py, bytes.as_bytes())).map_err(to_py)
+    })
 }
 
 #[pyfunction]
 fn _finish(py: Python<'_>) -> PyResult<()> {
-    request_io::with_current(|io| io.finish(py)).map_err(to_py)
+    guarded(|| request_io::with_current(|io| io.finish(py)).map_err(to_py))
 }
 
 #[pyfunction]
 fn _headers_sent() -> PyResult<bool> {
-    request_io::with_current(|io| Ok(io.headers_sent())).map_err(to_py)
+    guarded(|| request_io::with_current(|io| Ok(io.headers_sent())).map_err(to_py))
 }
 
 #[pyfunction]
-fn _sendfile(py: Python<'_>, fd: i32, offset: u64, length: u64) -> PyResult<bool> {
-    request_io::with_current(|io| io.send_file(py, fd, offset, length)).map_err(to_py)
+fn _sendfile(py: Python<'_>, fd: &Bound<'_, PyAny>, offset: &Bound<'_, PyAny>, length: &Bound<'_, PyAny>) -> PyResult<bool> {
+    guarded(|| {
+        // Integers convert by Python's own rules, with Python's errors.
+        let (fd, offset, length) = (fd.extract::<i32>()?, offset.extract::<u64>()?, length.extract::<u64>()?);
+        request_io::with_current(|io| io.send_file(py, fd, offset, length)).map_err(to_py)
+    })
 }
 
 /// `read(n)` whose result is at most this size goes straight into the
 /// bytes object returned; larger ones grow with the data that arrives.
 const DIRECT_READ_MAX: usize = 256 * 1024;
 
-#[pyfunction]
-fn _read(py: Python<'_>, size: isize) -> PyResult<Bound<'_, PyBytes>> {
-    let size = usize::try_from(size).ok();
-    let bound = request_io::with_current(|io| Ok(io.read_bound(size))).map_err(to_py)?;
-    match bound.or(size) {
-        Some(n) if n <= DIRECT_READ_MAX => read_direct(py, n),
-        _ => read_growing(py, size, false),
-    }
+/// A read size: a negative one means "all".
+fn size_arg(size: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
+    Ok(usize::try_from(size.extract::<isize>()?).ok())
 }
 
 #[pyfunction]
-fn _readline(py: Python<'_>, size: isize) -> PyResult<Bound<'_, PyBytes>> {
-    read_growing(py, usize::try_from(size).ok(), true)
+fn _read<'py>(py: Python<'py>, size: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    guarded(|| {
+        let size = size_arg(size)?;
+        let bound = request_io::with_current(|io| Ok(io.read_bound(size))).map_err(to_py)?;
+        match bound.or(size) {
+            Some(n) if n <= DIRECT_READ_MAX => read_direct(py, n),
+            _ => read_growing(py, size, false),
+        }
+    })
+}
+
+#[pyfunction]
+fn _readline<'py>(py: Python<'py>, size: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    guarded(|| read_growing(py, size_arg(size)?, true))
 }
 
 unsafe extern "C" {
@@ -156,21 +185,31 @@ fn read_growing(py: Python<'_>, size: Option<usize>, line: bool) -> PyResult<Bou
 }
 
 #[pyfunction]
-fn _log(py: Python<'_>, line: &str) {
-    // The error log may be a pipe that blocks: let other threads run.
-    py.detach(|| request_io::log_line(Level::Err, line));
+fn _log(py: Python<'_>, line: &Bound<'_, PyAny>) -> PyResult<()> {
+    guarded(|| {
+        let line = line.cast::<PyString>().map_err(|_| PyTypeError::new_err(format!("log lines must be str, not {}", type_name(line))))?.to_cow()?;
+        // The error log may be a pipe that blocks: let other threads run.
+        py.detach(|| request_io::log_line(Level::Err, &line));
+        Ok(())
+    })
 }
 
-/// Adds the native functions to the adapter's namespace.
+/// Adds the native functions to the adapter's namespace (under their own
+/// names; pyo3's `add_function` would use its interned names).
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
-    module.add_function(wrap_pyfunction!(_start, module)?)?;
-    module.add_function(wrap_pyfunction!(_write, module)?)?;
-    module.add_function(wrap_pyfunction!(_write_final, module)?)?;
-    module.add_function(wrap_pyfunction!(_finish, module)?)?;
-    module.add_function(wrap_pyfunction!(_headers_sent, module)?)?;
-    module.add_function(wrap_pyfunction!(_sendfile, module)?)?;
-    module.add_function(wrap_pyfunction!(_read, module)?)?;
-    module.add_function(wrap_pyfunction!(_readline, module)?)?;
-    module.add_function(wrap_pyfunction!(_log, module)?)?;
+    let namespace = module.dict();
+    for function in [
+        wrap_pyfunction!(_start, module)?,
+        wrap_pyfunction!(_write, module)?,
+        wrap_pyfunction!(_write_final, module)?,
+        wrap_pyfunction!(_finish, module)?,
+        wrap_pyfunction!(_headers_sent, module)?,
+        wrap_pyfunction!(_sendfile, module)?,
+        wrap_pyfunction!(_read, module)?,
+        wrap_pyfunction!(_readline, module)?,
+        wrap_pyfunction!(_log, module)?,
+    ] {
+        namespace.set_item(function.getattr("__name__")?, function)?;
+    }
     Ok(())
 }

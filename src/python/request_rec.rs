@@ -12,7 +12,7 @@ use std::ffi::c_void;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use pyo3::{ffi, Py};
+use pyo3::ffi;
 
 use crate::ffi::sys::request_rec;
 
@@ -25,33 +25,31 @@ struct Expired([u8; std::mem::size_of::<request_rec>()]);
 static EXPIRED: Expired = Expired([0; std::mem::size_of::<request_rec>()]);
 const EXPIRED_NAME: &std::ffi::CStr = c"mod_wsgi-rs: apache.request_rec of a finished request";
 
-/// The capsule of one request; expires when dropped (hold the GIL then).
-pub struct RequestRecCapsule(Py<PyAny>);
+/// The capsule of one request; expires when dropped.
+pub struct RequestRecCapsule<'py>(Bound<'py, PyAny>);
 
-impl RequestRecCapsule {
+impl<'py> RequestRecCapsule<'py> {
     /// Puts a capsule for the request `raw` into `environ`.
-    pub fn attach(environ: &Bound<'_, PyDict>, raw: *const request_rec) -> PyResult<Self> {
+    pub fn attach(environ: &Bound<'py, PyDict>, raw: *const request_rec) -> PyResult<Self> {
         let py = environ.py();
         // SAFETY: the capsule only stores the pointer (no destructor: Apache
         // owns the request); a new reference or NULL with an exception set
         // comes back, and either is taken over here.
         let capsule = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyCapsule_New(raw as *mut c_void, std::ptr::null(), None))? };
         environ.set_item(ENVIRON_KEY, &capsule)?;
-        Ok(RequestRecCapsule(capsule.unbind()))
+        Ok(RequestRecCapsule(capsule))
     }
 }
 
-impl Drop for RequestRecCapsule {
+impl Drop for RequestRecCapsule<'_> {
     fn drop(&mut self) {
-        Python::attach(|py| {
-            let capsule = self.0.bind(py).as_ptr();
-            // SAFETY: a live capsule of ours; the name and the block are
-            // statics, so they outlive it. Neither call fails for a valid
-            // capsule and a non-NULL pointer.
-            unsafe {
-                ffi::PyCapsule_SetPointer(capsule, std::ptr::addr_of!(EXPIRED) as *mut c_void);
-                ffi::PyCapsule_SetName(capsule, EXPIRED_NAME.as_ptr());
-            }
-        });
+        // SAFETY: a live capsule of ours, in the interpreter this thread is
+        // attached to (the Bound says so); the name and the block are
+        // statics, so they outlive it. Neither call fails for a valid
+        // capsule and a non-NULL pointer.
+        unsafe {
+            ffi::PyCapsule_SetPointer(self.0.as_ptr(), std::ptr::addr_of!(EXPIRED) as *mut c_void);
+            ffi::PyCapsule_SetName(self.0.as_ptr(), EXPIRED_NAME.as_ptr());
+        }
     }
 }

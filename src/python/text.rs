@@ -1,4 +1,5 @@
-//! Byte strings from Apache turned into Python str, the way WSGI wants them.
+//! Text between Apache and Python: byte strings turned into Python str the
+//! way WSGI wants them, and Python objects described for error messages.
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use pyo3::{ffi, Bound};
@@ -32,4 +33,34 @@ pub fn fs_path<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyStri
         }
         Ok(Bound::from_owned_ptr(py, obj).cast_into_unchecked())
     }
+}
+
+/// The name of `value`'s type, for error messages (read as a plain
+/// attribute: pyo3's own type-name helpers use process-wide interned
+/// strings, which must not cross interpreters).
+pub fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .getattr("__name__")
+        .ok()
+        .and_then(|name| name.cast::<PyString>().ok().and_then(|s| s.to_cow().ok().map(|c| c.into_owned())))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// `repr(value)` for error messages, or a placeholder when that fails.
+pub fn describe(value: &Bound<'_, PyAny>) -> String {
+    value
+        .repr()
+        .ok()
+        .and_then(|r| r.to_cow().ok().map(|c| c.into_owned()))
+        .unwrap_or_else(|| format!("<unprintable {} object>", type_name(value)))
+}
+
+/// A str result (of a script's function) as a Rust string; `what` names it
+/// in the TypeError otherwise.
+pub fn to_string(value: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    let text = value
+        .cast::<PyString>()
+        .map_err(|_| pyo3::exceptions::PyTypeError::new_err(format!("{what} must be str, not {}", type_name(value))))?;
+    Ok(text.to_cow()?.into_owned())
 }

@@ -156,12 +156,10 @@ pub fn outcome() -> Outcome {
 }
 
 /// Cuts short a response whose headers are out (the app failed mid-body).
-pub fn abort_response() {
-    Python::attach(|py| {
-        let _ = with_current(|io| {
-            io.abort(py);
-            Ok(())
-        });
+pub fn abort_response(py: Python<'_>) {
+    let _ = with_current(|io| {
+        io.abort(py);
+        Ok(())
     });
 }
 

@@ -10,11 +10,13 @@ from harness import Apache
 
 CONFIG = r"""
 StartServers 1
-WSGIImportScript {apps}/import_marker.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}
+WSGIImportScript {apps}/import_marker.wsgi process-group=%{GLOBAL} application-group=preloaded
 WSGIDaemonProcess preload processes=1 threads=2
 WSGIImportScript {apps}/import_marker.wsgi process-group=preload application-group=%{GLOBAL}
-WSGIScriptAlias /embedded {apps}/signals.wsgi
-WSGIScriptAlias /daemon {apps}/signals.wsgi process-group=preload
+WSGIScriptAlias /embedded {apps}/signals.wsgi application-group=preloaded
+WSGIScriptAlias /daemon {apps}/signals.wsgi process-group=preload application-group=%{GLOBAL}
+WSGIScriptAlias /other-embedded {apps}/signals.wsgi
+WSGIScriptAlias /other-daemon {apps}/signals.wsgi process-group=preload
 """
 
 server = harness.server_fixture(CONFIG, 'import',
@@ -40,6 +42,16 @@ def test_import_script_runs_in_daemon_processes(server):
     check_imported(server, '/daemon')
 
 
+@pytest.mark.parametrize('path', ['/other-embedded', '/other-daemon'])
+def test_import_script_runs_only_in_the_interpreter_it_names(server, path):
+    """The script ran in its application group's interpreter (a
+    sub-interpreter in Apache's children, the main one in the daemon), so
+    an application in another group of the same process never sees it."""
+    r = server.get(path)
+    assert r.status == 200, r.raw[:500]
+    assert r.json()['imported'] is None
+
+
 def test_signal_handlers_are_refused_by_default(server):
     off = server.log_size()
     r = server.get('/embedded?signal')
@@ -58,8 +70,10 @@ def test_signal_handlers_refused_in_daemons_too(server):
 
 
 def test_restrict_signal_off_allows_handlers():
+    # Python installs signal handlers only from the main interpreter.
     cfg = r"""
 WSGIRestrictSignal Off
+WSGIApplicationGroup %{GLOBAL}
 WSGIScriptAlias /embedded {apps}/signals.wsgi
 """
     with Apache('prefork', cfg, name='signals') as a:
