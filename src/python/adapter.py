@@ -442,14 +442,39 @@ def _installed_package_path():
 _REFUSALS = ('subinterpreter', 'sub-interpreter', 'once per interpreter process',
              'more than once per process')
 
+# Modules built with Rust's PyO3 keep type objects and other state per
+# process, so interpreters cannot share them, yet PyO3 0.28 and later no
+# longer stops a second interpreter from loading one. Their binaries carry
+# these strings (PyO3's panic guard, its source paths).
+_PYO3_MARKERS = (b'uncaught panic at ffi boundary', b'/pyo3-')
 
-def _explain_refusals(group):
-    """Logs one line naming the fix when an extension module refuses to load
-    in this interpreter (PyO3-built wheels, NumPy, anything single-phase in
-    an interpreter with its own GIL); the application still gets the
-    ImportError."""
+
+def _built_with_pyo3(path):
+    tail = b''
+    try:
+        with open(path, 'rb') as f:
+            while True:
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    return False
+                data = tail + chunk
+                if any(marker in data for marker in _PYO3_MARKERS):
+                    return True
+                tail = data[-64:]
+    except OSError:
+        return False
+
+
+def _guard_extension_modules(group):
+    """Extension modules that cannot run in this interpreter: in a
+    sub-interpreter, one built with PyO3 is refused before it loads; one
+    that refuses the interpreter itself (NumPy, anything single-phase in an
+    interpreter with its own GIL) raises as it does. Either way the
+    application gets the ImportError and the error log one line (once per
+    module) naming the fix."""
     from importlib.machinery import ExtensionFileLoader
     create_module = ExtensionFileLoader.create_module
+    exec_module = ExtensionFileLoader.exec_module
     explained = set()
     if group:
         where = 'application group %r (a sub-interpreter)' % group
@@ -460,17 +485,32 @@ def _explain_refusals(group):
         fix = ('a sub-interpreter loaded it first: run every application that uses it '
                'with WSGIApplicationGroup %{GLOBAL}')
 
-    def create(self, spec):
+    def explain(name):
+        if name not in explained:
+            explained.add(name)
+            _log('Python extension module %r cannot be loaded in %s; %s' % (name, where, fix))
+
+    def explaining(load, name, *args):
         try:
-            return create_module(self, spec)
+            return load(*args)
         except ImportError as e:
             reason = str(e).lower()
-            if spec.name not in explained and any(r in reason for r in _REFUSALS):
-                explained.add(spec.name)
-                _log('Python extension module %r refused to load in %s; %s' % (spec.name, where, fix))
+            if any(r in reason for r in _REFUSALS):
+                explain(name)
             raise
 
+    def create(self, spec):
+        if group and _built_with_pyo3(self.path):
+            explain(spec.name)
+            raise ImportError('%s is built with PyO3, whose modules cannot be shared by Python '
+                              'interpreters; %s' % (spec.name, fix), name=spec.name, path=self.path)
+        return explaining(create_module, spec.name, self, spec)
+
+    def execute(self, module):
+        return explaining(exec_module, module.__name__, self, module)
+
     ExtensionFileLoader.create_module = create
+    ExtensionFileLoader.exec_module = execute
 
 
 def finish_threads():
@@ -515,7 +555,7 @@ def setup(settings):
         added = [p for p in sys.path if p not in before]
         sys.path[:] = added + [p for p in sys.path if p not in added]
 
-    _explain_refusals(settings['application_group'])
+    _guard_extension_modules(settings['application_group'])
 
     mod_wsgi = types.ModuleType('mod_wsgi')
     mod_wsgi.application_group = settings['application_group']
