@@ -161,8 +161,8 @@ impl ExitWatchdog {
         std::thread::Builder::new().name("python-shutdown-watchdog".into()).spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = disarmed.recv_timeout(limit) {
                 let step = SHUTDOWN_STEP.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                let step = if step.is_empty() { String::new() } else { format!(" (stuck {step})") };
-                log::server(None, Level::Err, &format!("Python did not shut down within {:.1}s in process {}{step}; exiting without waiting for it", limit.as_secs_f64(), std::process::id()));
+                let step = if step.is_empty() { String::new() } else { format!(" (it was {step})") };
+                log::server(None, Level::Err, &format!("Python did not shut down within {:.1}s in process {}; exiting without waiting for it{step}", limit.as_secs_f64(), std::process::id()));
                 crate::ffi::process::exit_now(0);
             }
         })?;
