@@ -451,8 +451,7 @@ pub fn shut_down(reason: &str, finalize: bool, limit: Option<Duration>) {
         }
     };
     let at = init::shutdown_step;
-    let interpreters = every_interpreter();
-    for interpreter in &interpreters {
+    for interpreter in every_interpreter() {
         at(format!("telling shutdown subscribers in {}", interpreter.describe()));
         interpreter.try_enter(|py| interpreter.publish_shutdown(py, reason));
     }
@@ -465,8 +464,10 @@ pub fn shut_down(reason: &str, finalize: bool, limit: Option<Duration>) {
         log(Level::Warning, &format!("Python not finalised in process {}: {busy} thread(s) still running Python for a request", std::process::id()));
         return;
     }
+    // Read again: none can be made any more (making one is an entry), and
+    // finalising with one left would abort the process.
     let mut all_ended = true;
-    for interpreter in interpreters.iter().rev().filter(|i| !i.is_main()) {
+    for interpreter in every_interpreter().iter().rev().filter(|i| !i.is_main()) {
         at(format!("ending {}", interpreter.describe()));
         all_ended &= interpreter.end();
     }
@@ -475,7 +476,6 @@ pub fn shut_down(reason: &str, finalize: bool, limit: Option<Duration>) {
     if all_ended {
         init::finalize();
     } else {
-        // Finalising with a sub-interpreter left would abort the process.
         main.enter_to_stop(|py| main.call_quietly(py, &main.adapter.run_atexit));
     }
 }
