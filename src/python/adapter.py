@@ -15,7 +15,6 @@ import threading
 import time
 import traceback
 import types
-import weakref
 
 
 class FileWrapper:
@@ -85,7 +84,6 @@ class ErrorLog(io.TextIOBase):
     def __init__(self, name):
         self._name = name
         self._pending = threading.local()
-        _error_logs.add(self)
 
     @property
     def name(self):
@@ -104,6 +102,8 @@ class ErrorLog(io.TextIOBase):
         pending = getattr(self._pending, 'text', '')
         *lines, rest = (pending + text).split('\n')
         self._pending.text = rest
+        if rest:
+            _unflushed.__dict__.setdefault('logs', set()).add(self)
         for line in lines:
             _log(line)
         return len(text)
@@ -119,13 +119,13 @@ class ErrorLog(io.TextIOBase):
             _log(pending)
 
 
-# Every ErrorLog: what a request left without a newline is logged when it
-# ends, not later under another request of the same thread.
-_error_logs = weakref.WeakSet()
+# The ErrorLogs holding text without a newline written on this thread:
+# logged when the thread's request ends, not later under another request.
+_unflushed = threading.local()
 
 
 def _flush_error_logs():
-    for log in list(_error_logs):
+    for log in _unflushed.__dict__.pop('logs', ()):
         log.flush()
 
 

@@ -361,3 +361,15 @@ def test_blocked_response_write_does_not_stall_other_requests(adapter_server, to
         sock.close()
     state = s.wait_state('close-' + token, timeout=20)
     assert state is not None and 'of 2000' in state, state
+
+
+def test_request_end_ignores_streams_other_threads_make():
+    """What a request left half-written in wsgi.errors is logged as it
+    ends; streams made by other threads meanwhile do not disturb that."""
+    config = 'WSGIApplicationGroup %{GLOBAL}\nWSGIScriptAlias /churn {apps}/errorlog_churn.wsgi\n'
+    with harness.Apache('event', config, name='churn') as a:
+        statuses = [a.get('/churn').status for _ in range(200)]
+        log = a.error_log()
+        assert statuses == [200] * 200, (statuses, log[-3000:])
+        assert 'changed size during iteration' not in log
+        assert log.count('half a line') == 200
