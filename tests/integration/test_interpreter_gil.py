@@ -138,12 +138,13 @@ def measure(python, own, rounds=3):
             assert du.get_json(a, path)['group'] == path[1:]
         runs = [run_pair(a) for _ in range(rounds)]
         log = a.error_log()
-        assert 'Fatal Python error' not in log and 'exit signal' not in log, log[-3000:]
+        assert not harness.crash_lines(log) and 'Fatal Python error' not in log, log[-3000:]
         return runs, log
     finally:
         a.cleanup()
 
 
+@pytest.mark.slow
 def test_own_gil_runs_two_groups_in_parallel(python313):
     shared, _ = measure(python313, 'Off')
     own, log = measure(python313, 'On')

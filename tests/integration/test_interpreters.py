@@ -12,12 +12,10 @@ Each server runs one process (one Apache child with eight threads, or one
 daemon process), so every request of a test meets the same interpreters.
 The PyO3 wheel and Django come from the package index into a cached venv
 (harness.cached_venv); without the network those tests fail rather than skip."""
-import json
 import os
 import re
 import shutil
 import threading
-import time
 
 import pytest
 
@@ -36,8 +34,6 @@ MinSpareThreads 1
 MaxSpareThreads 8
 MaxRequestWorkers 8
 """
-
-CRASH_MARKERS = ['Segmentation fault', 'exit signal', 'Fatal Python error', 'panicked', 'Aborted']
 
 # Packages from the index: a PyO3-built wheel, NumPy (which loads in one
 # interpreter per process), and Django.
@@ -80,8 +76,7 @@ def created_lines(log, group):
 
 
 def assert_no_crash(text):
-    for marker in CRASH_MARKERS:
-        assert marker not in text, (marker, text[-3000:])
+    assert not harness.crash_lines(text) and 'Fatal Python error' not in text, text[-3000:]
 
 
 # -- Isolation and sharing -------------------------------------------------------
@@ -172,6 +167,7 @@ def test_default_groups_of_two_virtual_hosts(server_for, mode, token):
 CONCURRENT = ''.join('WSGIScriptAlias /c%d {apps}/interp.wsgi application-group=c%d\n' % (i, i) for i in range(4))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mode', MODES)
 def test_concurrent_first_requests_create_each_group_once(server_for, mode):
     """Eight first requests at once for each of four new groups: every one
@@ -255,6 +251,7 @@ def stop_and_wait(a, pid):
     assert du.wait_for(lambda: not du.alive(pid), 15), du.proc_stat(pid)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mode', MODES)
 @pytest.mark.parametrize('destroy', ['On', 'Off'])
 def test_every_interpreter_hears_of_the_shutdown_and_runs_atexit(server_for, mode, destroy):
@@ -288,6 +285,7 @@ def start_sleeping(a, pid, seconds):
     return clients, results
 
 
+@pytest.mark.slow
 def test_apache_child_stopped_with_every_interpreter_busy(server_for):
     """A gracefully stopping child lets its requests finish first: then
     every interpreter hears of the shutdown and is ended, none under a
@@ -306,6 +304,7 @@ def test_apache_child_stopped_with_every_interpreter_busy(server_for):
     assert_no_crash(a.error_log())
 
 
+@pytest.mark.slow
 def test_daemon_stopped_with_every_interpreter_busy(server_for):
     """A daemon stops with a request still in Python in every interpreter:
     each interpreter hears of it, none is torn down under its request, and
@@ -323,6 +322,7 @@ def test_daemon_stopped_with_every_interpreter_busy(server_for):
     assert_no_crash(log)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mode', MODES)
 def test_daemon_threads_left_in_a_sub_interpreter(server_for, mode):
     """Ending an interpreter that still has threads would abort the
@@ -367,6 +367,7 @@ def hint_lines(log):
     return [line for line in log.splitlines() if 'cannot be loaded in' in line]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mode', MODES)
 def test_pyo3_wheel_works_only_in_the_main_interpreter(server_for, venv, mode):
     """A PyO3-built module cannot be shared by interpreters: a
@@ -386,6 +387,7 @@ def test_pyo3_wheel_works_only_in_the_main_interpreter(server_for, venv, mode):
     assert_no_crash(a.error_log())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mode', MODES)
 def test_extension_loaded_once_per_process_gets_the_hint(server_for, venv, mode):
     """NumPy loads in the first interpreter that imports it and refuses the
@@ -420,6 +422,7 @@ def copy_django_projects(a):
                 os.chmod(os.path.join(dirpath, fn), 0o644)
 
 
+@pytest.mark.slow
 def test_two_django_projects_in_one_daemon_group(venv):
     """Two projects whose settings packages have the same name, in one
     daemon process, each in its own interpreter, under concurrent load."""
