@@ -11,7 +11,7 @@ use wsgi_core::protocol::RequestHead;
 use crate::config::AliasPattern;
 use crate::daemon::{client, group};
 use crate::embedded::dispatch_script;
-use crate::embedded::environ::{self, set_var, RequestFacts};
+use crate::cgi::environ::{self, set_var, RequestFacts};
 use crate::ffi::log::{self, Level};
 use crate::ffi::request::{FileKind, Request};
 use crate::ffi::sys;

@@ -24,7 +24,7 @@ use wsgi_core::relay::{self, BodyLimit};
 
 use super::conn::{waiting, Waiting};
 use super::group::RuntimeGroup;
-use crate::embedded::transport::apply_head;
+use crate::cgi::head::apply_head;
 use crate::ffi::log::{self, Level};
 use crate::ffi::request::{Brigade, Request};
 use crate::ffi::sys;

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 use wsgi_core::directives::GroupSpec;
 
-use super::environ::{self, RequestFacts};
+use crate::cgi::environ::{self, RequestFacts};
 use super::script;
 use crate::ffi::log::{self, Level};
 use crate::ffi::request::Request;

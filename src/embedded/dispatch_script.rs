@@ -3,7 +3,7 @@
 //! process group, the application group and the callable, as in mod_wsgi.
 use wsgi_core::directives::GroupSpec;
 
-use super::environ::{set_var, Var};
+use crate::cgi::environ::{set_var, Var};
 use super::script;
 use crate::ffi::request::Request;
 pub use crate::python::interp::DispatchChoices;

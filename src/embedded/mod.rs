@@ -1,10 +1,10 @@
 //! Embedded mode: the WSGI application runs inside Apache's own child
-//! processes. `environ` gathers what the app sees (in either mode) and
-//! `transport` carries the response through Apache's filters.
+//! processes. `transport` carries the response through Apache's filters;
+//! `auth`, `script` and `dispatch_script` run the auth, access and dispatch
+//! scripts, which always run in the Apache child.
 #![forbid(unsafe_code)]
 pub mod auth;
 pub mod dispatch_script;
-pub mod environ;
 mod script;
 pub mod transport;
 
@@ -19,7 +19,7 @@ use crate::ffi::sys;
 use crate::python::request_rec::RequestRecCapsule;
 use crate::python::{init, interp};
 use crate::wsgi::request as request_io;
-use environ::Var;
+use crate::cgi::environ::Var;
 use transport::ApacheTransport;
 
 /// A number for each worker thread (mod_wsgi.thread_id), given on its first request.

@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use wsgi_core::directives::GroupSpec;
 
-use super::environ::Var;
+use crate::cgi::environ::Var;
 use crate::dispatch::{expand_group, latin1_string};
 use crate::ffi::log::{self, Level};
 use crate::ffi::request::Request;
