@@ -139,7 +139,7 @@ unsafe extern "C" fn post_config(pconf: *mut sys::apr_pool_t, _plog: *mut sys::a
 
 fn warn_ignored_directives(main: Server) {
     let mut warned: Vec<String> = Vec::new();
-    for server in main.with_virtual_hosts() {
+    for server in main.with_distinct_configs() {
         for message in server.config().unapplied_warnings() {
             if !warned.contains(&message) {
                 log::server(Some(main), Level::Warning, &message);
@@ -212,7 +212,7 @@ const CHILD_SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs
 /// The `WSGIImportScript`s of `process_group` ("" for Apache's children),
 /// from every server in configuration order.
 pub fn import_scripts(main: Server, process_group: &str) -> Vec<ImportScript> {
-    main.with_virtual_hosts().flat_map(|s| s.config().import_scripts.clone()).filter(|s| s.process_group == process_group).collect()
+    main.with_distinct_configs().flat_map(|s| s.config().import_scripts.clone()).filter(|s| s.process_group == process_group).collect()
 }
 
 /// How many sub-interpreters a process may create unless

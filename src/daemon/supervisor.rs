@@ -88,7 +88,7 @@ fn supervisor() -> MutexGuard<'static, Option<Supervisor>> {
 /// Creates every group's sockets and forks its daemons. Called from
 /// post_config on each real start and restart (not the preflight pass).
 pub fn start(pconf: Pool, main: Server) -> Result<(), String> {
-    let defs: Vec<Arc<DaemonGroup>> = main.with_virtual_hosts().flat_map(|s| s.config().daemon_groups.clone()).collect();
+    let defs: Vec<Arc<DaemonGroup>> = main.with_distinct_configs().flat_map(|s| s.config().daemon_groups.clone()).collect();
     if defs.is_empty() {
         group::publish(Vec::new());
         return Ok(());
@@ -294,7 +294,7 @@ pub(super) fn wipe_lasting_secrets(main: Server) {
 /// process-group=NAME application-group=…` with fixed values.
 fn preload_scripts(main: Server, group_name: &str) -> Vec<ImportScript> {
     let mut scripts = crate::module_record::import_scripts(main, group_name);
-    for server in main.with_virtual_hosts() {
+    for server in main.with_distinct_configs() {
         for alias in &server.config().aliases {
             let named = matches!(&alias.options.process_group, Some(GroupSpec::Literal(n)) if n == group_name);
             let application_group = match &alias.options.application_group {

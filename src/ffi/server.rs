@@ -45,6 +45,19 @@ impl Server {
         })
     }
 
+    /// This server and every virtual host after it with a configuration
+    /// of its own: a virtual host without any of our directives shares the
+    /// main server's, whose daemon groups and scripts count once.
+    pub fn with_distinct_configs(self) -> impl Iterator<Item = Server> {
+        let mut seen: Vec<*const ServerConfig> = Vec::new();
+        self.with_virtual_hosts().filter(move |s| {
+            let config: *const ServerConfig = s.config();
+            let first = !seen.contains(&config);
+            seen.push(config);
+            first
+        })
+    }
+
     pub fn is_virtual(&self) -> bool {
         // SAFETY: a field set at configuration time.
         unsafe { (*self.0).is_virtual != 0 }

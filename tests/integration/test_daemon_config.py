@@ -50,6 +50,16 @@ WSGIScriptAlias /embedded {apps}/daemon/info.wsgi
 server = du.daemon_fixture(CONFIG, 'dconf', {'allowed': 1, 'other': 1, 'agroup': 1})
 
 
+def test_groups_of_the_main_server_start_once(server):
+    """A virtual host with none of our directives shares the main server's
+    configuration: its groups still get processes= sockets and processes,
+    not a set per such virtual host. (Apache's parent makes every socket
+    before it serves.)"""
+    assert len(du.daemon_sockets(server)) == 3, du.daemon_sockets(server)
+    for group in ('allowed', 'other', 'agroup'):
+        assert len(du.daemon_pids(server, group)) == 1, group
+
+
 def test_restrict_process_refuses_other_group(server):
     offset = server.log_size()
     r = server.get('/restricted')
