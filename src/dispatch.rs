@@ -182,7 +182,13 @@ pub fn handle(req: Request) -> i32 {
     if !daemon.def.usable_from(req.server()) {
         return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, &format!("WSGI daemon process group '{process_group_name}' is defined in another virtual host and cannot be used here; cannot run {script}"));
     }
-    let head = RequestHead {
+    if daemon.def.spec.threads == 0 {
+        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, &format!("WSGI daemon process group '{process_group_name}' has threads=0: it runs service scripts and takes no requests; cannot run {script}"));
+    }
+    if let Err(why) = daemon.def.check_script_owner(script) {
+        return fail(&req, sys::HTTP_FORBIDDEN, &format!("WSGI script {script} may not run in daemon process group '{process_group_name}': {why}"));
+    }
+    let mut head = RequestHead {
         script: target.script.clone(),
         script_mtime: target.mtime,
         callable: cfg.callable_object.clone(),
@@ -191,6 +197,9 @@ pub fn handle(req: Request) -> i32 {
         request_start_us: req.request_time_us(),
         environ: vars.into_iter().map(|(k, v)| (k.into_owned(), v.into_owned())).collect(),
     };
+    if let Err(why) = daemon.def.confine(&mut head) {
+        return fail(&req, sys::HTTP_INTERNAL_SERVER_ERROR, &format!("cannot run {script}: {why}"));
+    }
     let settings = client::Settings { error_override: cfg.error_override, apache_timeout: crate::ffi::server::request_timeout(req.server()) };
     client::run(req, &daemon, head, &settings)
 }

@@ -1,7 +1,9 @@
 //! Parsing of `WSGIDaemonProcess name [option=value ...]` into a typed
 //! [`DaemonSpec`] with mod_wsgi 6's defaults. Options that mod_wsgi accepts
 //! but we do not implement are accepted and listed in [`DaemonSpec::ignored`],
-//! so a working mod_wsgi configuration still passes `apache2 -t`.
+//! so a working mod_wsgi configuration still passes `apache2 -t`. Also the
+//! pure parts of applying some options: the ownership rules of
+//! `script-user=`/`script-group=` and the path mapping of `chroot=`.
 use std::time::Duration;
 
 use crate::args::Args;
@@ -18,7 +20,8 @@ pub struct DaemonSpec {
     pub name: String,
     /// Processes in the group; `wsgi.multiprocess` is `processes > 1`.
     pub processes: u32,
-    /// Request threads per process, 1..=65533.
+    /// Request threads per process, 0..=65533. 0 is a service process: it
+    /// runs its group's `WSGIImportScript`s and takes no requests.
     pub threads: u32,
     /// The raw `display-name=` value; see [`DaemonSpec::process_title`].
     pub display_name: Option<String>,
@@ -72,6 +75,28 @@ pub struct DaemonSpec {
     /// Stack size of each request thread in bytes; None: 8 MiB (what
     /// Apache's own threads get on Linux).
     pub stack_size: Option<usize>,
+    /// The nice value the processes run at; 0: Apache's own.
+    pub cpu_priority: i32,
+    /// `RLIMIT_AS` in bytes; 0 = no limit.
+    pub virtual_memory_limit: u64,
+    /// Socket buffer for data from the daemon to Apache's child (the
+    /// daemon's SO_SNDBUF, the child's SO_RCVBUF); None: the system's.
+    pub send_buffer_size: Option<usize>,
+    /// Socket buffer for data from Apache's child to the daemon (the
+    /// child's SO_SNDBUF, the daemon's SO_RCVBUF); None: the system's.
+    pub receive_buffer_size: Option<usize>,
+    /// Timeout on writes to the HTTP client while a response body is
+    /// passed on; None: socket-timeout, else Apache's `Timeout`.
+    pub response_socket_timeout: Option<Duration>,
+    /// How long Apache's child waits for more of a response before it
+    /// flushes what it has to the client (default 5 ms).
+    pub response_flush_delay: Duration,
+    /// Owner of the daemon sockets (`name` or `#uid`); None: Apache's `User`.
+    pub socket_user: Option<String>,
+    /// Whom a script run in the group must belong to.
+    pub script_owner: Option<ScriptOwner>,
+    /// The directory the processes are confined to (no trailing '/').
+    pub chroot: Option<String>,
     /// Options accepted for compatibility whose settings we do not honour,
     /// in the order given, for one warning each.
     pub ignored: Vec<String>,
@@ -113,6 +138,15 @@ impl DaemonSpec {
             response_buffer_size: DEFAULT_RESPONSE_BUFFER,
             memory_limit: 0,
             stack_size: None,
+            cpu_priority: 0,
+            virtual_memory_limit: 0,
+            send_buffer_size: None,
+            receive_buffer_size: None,
+            response_socket_timeout: None,
+            response_flush_delay: DEFAULT_FLUSH_DELAY,
+            socket_user: None,
+            script_owner: None,
+            chroot: None,
             ignored: Vec::new(),
         }
     }
@@ -127,7 +161,15 @@ impl DaemonSpec {
     }
 }
 
+/// `script-user=` or `script-group=`: `name` or `#id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptOwner {
+    User(String),
+    Group(String),
+}
+
 pub const DEFAULT_HEADER_BUFFER: usize = 32768;
+pub const DEFAULT_FLUSH_DELAY: Duration = Duration::from_millis(5);
 pub const DEFAULT_RESPONSE_BUFFER: usize = 8 << 20;
 /// The smallest `stack-size=` accepted.
 pub const MIN_STACK_SIZE: u64 = 64 * 1024;
@@ -135,37 +177,18 @@ pub const MIN_STACK_SIZE: u64 = 64 * 1024;
 /// Options mod_wsgi 6 accepts that we only check and record, with the
 /// values that ask for nothing beyond our behaviour (no warning for those,
 /// since mod_wsgi-express writes most of them out with their defaults).
-const IGNORED: [(&str, Ignored); 13] = [
+const IGNORED: [(&str, Ignored); 3] = [
     ("interrupt-timeout", Ignored::Count(&[0])),
     ("cpu-time-limit", Ignored::Count(&[0])),
-    ("cpu-priority", Ignored::Integer),
-    ("virtual-memory-limit", Ignored::Count(&[0])),
-    ("send-buffer-size", Ignored::SocketBuffer),
-    ("receive-buffer-size", Ignored::SocketBuffer),
-    ("response-socket-timeout", Ignored::Count(&[0])),
-    // We flush every chunk as it arrives, which no delay setting improves on.
-    ("response-flush-delay", Ignored::Count(&[0, 5])),
     ("server-metrics", Ignored::Flag),
-    ("socket-user", Ignored::Name),
-    ("script-user", Ignored::Name),
-    ("script-group", Ignored::Name),
-    ("chroot", Ignored::Path),
 ];
 
 #[derive(Clone, Copy)]
 enum Ignored {
-    /// A whole number ≥ 0; the listed values are no-ops.
+    /// A whole number, 0 or more; the listed values are no-ops.
     Count(&'static [u64]),
-    /// 0 (the system's default, a no-op) or a size of at least 512 bytes.
-    SocketBuffer,
-    /// Any integer; 0 is a no-op.
-    Integer,
     /// On or Off; Off is a no-op.
     Flag,
-    /// A user or group name, or `#id`.
-    Name,
-    /// An absolute path.
-    Path,
 }
 
 /// A sample of valid options for the unknown-option message.
@@ -190,15 +213,8 @@ pub fn parse_daemon_process(line: &str) -> Result<DaemonSpec, String> {
         seen.push(key);
         match key {
             "processes" => spec.processes = number(key, value, 1, u32::MAX as u64)? as u32,
-            "threads" => {
-                if value == "0" {
-                    return Err(format!(
-                        "{D} option threads=0 (a service-script process with no request threads) is not supported; \
-                         give threads= from 1 to 65533"
-                    ));
-                }
-                spec.threads = number(key, value, 1, 0xfffd)? as u32;
-            }
+            // 0: a service process (see `DaemonSpec::threads`).
+            "threads" => spec.threads = number(key, value, 0, 0xfffd)? as u32,
             "display-name" => spec.display_name = non_empty(value),
             "user" => spec.user = Some(user_or_group(key, value)?),
             "group" => spec.group = Some(user_or_group(key, value)?),
@@ -246,6 +262,17 @@ pub fn parse_daemon_process(line: &str) -> Result<DaemonSpec, String> {
             "memory-limit" => spec.memory_limit = number(key, value, 0, i64::MAX as u64)?,
             // mod_wsgi refuses 0; below 64 KiB a Python thread cannot run.
             "stack-size" => spec.stack_size = Some(number(key, value, MIN_STACK_SIZE, i32::MAX as u64)? as usize),
+            "cpu-priority" => spec.cpu_priority = nice_value(value)?,
+            "virtual-memory-limit" => spec.virtual_memory_limit = number(key, value, 0, i64::MAX as u64)?,
+            // mod_wsgi refuses socket buffers under 512 bytes.
+            "send-buffer-size" => spec.send_buffer_size = socket_buffer(key, value)?,
+            "receive-buffer-size" => spec.receive_buffer_size = socket_buffer(key, value)?,
+            "response-socket-timeout" => spec.response_socket_timeout = off_if_zero(seconds(key, value, "socket-timeout")?),
+            "response-flush-delay" => spec.response_flush_delay = milliseconds(key, value)?,
+            "socket-user" => spec.socket_user = Some(user_or_group(key, value)?),
+            "script-user" => spec.script_owner = Some(ScriptOwner::User(user_or_group(key, value)?)),
+            "script-group" => spec.script_owner = Some(ScriptOwner::Group(user_or_group(key, value)?)),
+            "chroot" => spec.chroot = Some(chroot_dir(value)?),
             _ => match IGNORED.iter().find(|(name, _)| *name == key) {
                 Some(&(name, kind)) => {
                     if !check_ignored(name, kind, value)? {
@@ -294,7 +321,8 @@ fn number(key: &str, value: &str, min: u64, max: u64) -> Result<u64, String> {
     // A huge upper bound is only worth naming to someone who went past it.
     let too_big = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) && n.is_none_or(|n| n > max);
     if max >= i32::MAX as u64 && !too_big {
-        return Err(format!("{D} option {key}= must be a whole number ≥ {min}, not '{value}'"));
+        let floor = if min == 0 { String::new() } else { format!(" of at least {min}") };
+        return Err(format!("{D} option {key}= must be a whole number{floor}, not '{value}'"));
     }
     Err(format!("{D} option {key}= must be a whole number from {min} to {max}, not '{value}'"))
 }
@@ -317,9 +345,9 @@ fn buffer_size(key: &str, value: &str, min: usize, max: usize, default: usize) -
         Some(0) => Ok(default),
         Some(n) if (min..=max).contains(&n) => Ok(n),
         _ => {
-            let upper = if max == usize::MAX { String::new() } else { format!(" and ≤ {max}") };
+            let upper = if max == usize::MAX { String::new() } else { format!(" and at most {max}") };
             let zero = if default == 0 { "the system's default".to_string() } else { default.to_string() };
-            Err(format!("{D} option {key}= must be 0 (for {zero}) or a whole number of bytes ≥ {min}{upper}, not '{value}'"))
+            Err(format!("{D} option {key}= must be 0 (for {zero}) or a whole number of bytes of at least {min}{upper}, not '{value}'"))
         }
     }
 }
@@ -356,24 +384,94 @@ fn absolute(key: &str, value: &str) -> Result<String, String> {
 fn check_ignored(key: &str, kind: Ignored, value: &str) -> Result<bool, String> {
     Ok(match kind {
         Ignored::Count(noops) => noops.contains(&number(key, value, 0, i64::MAX as u64)?),
-        Ignored::SocketBuffer => buffer_size(key, value, 512, i32::MAX as usize, 0)? == 0,
-        Ignored::Integer => {
-            let magnitude = value.strip_prefix('-').unwrap_or(value);
-            if digits(magnitude).is_none_or(|n| n > i32::MAX as u64) {
-                return Err(format!("{D} option {key}= must be a whole number, not '{value}'"));
-            }
-            digits(magnitude) == Some(0)
-        }
         Ignored::Flag => !crate::directives::parse_on_off(&format!("{D} option {key}="), value)?,
-        Ignored::Name => {
-            user_or_group(key, value)?;
-            false
-        }
-        Ignored::Path => {
-            absolute(key, value)?;
-            false
-        }
     })
+}
+
+/// `cpu-priority=`: a nice value in the range mod_wsgi documents (Linux
+/// runs 20 as 19).
+fn nice_value(value: &str) -> Result<i32, String> {
+    let (sign, magnitude) = match value.strip_prefix('-') {
+        Some(magnitude) => (-1, magnitude),
+        None => (1, value),
+    };
+    match digits(magnitude).filter(|&n| n <= 20) {
+        Some(n) => Ok(sign * n as i32),
+        None => Err(format!("{D} option cpu-priority= must be a whole number from -20 (scheduled most favourably) to 20, not '{value}'")),
+    }
+}
+
+/// 0 (None: the system's size) or at least 512 bytes, as mod_wsgi requires.
+fn socket_buffer(key: &str, value: &str) -> Result<Option<usize>, String> {
+    Ok(Some(buffer_size(key, value, 512, i32::MAX as usize, 0)?).filter(|&n| n > 0))
+}
+
+fn milliseconds(key: &str, value: &str) -> Result<Duration, String> {
+    match digits(value) {
+        Some(n) if n <= MAX_SECONDS => Ok(Duration::from_millis(n)),
+        _ => Err(format!("{D} option {key}= must be a whole number of milliseconds (0 to flush whenever the daemon pauses), not '{value}'")),
+    }
+}
+
+/// `chroot=`: absolute and plain, so that a path can be told to be inside
+/// it by its prefix (Apache's file names are plain too).
+fn chroot_dir(value: &str) -> Result<String, String> {
+    let trimmed = value.trim_end_matches('/');
+    let plain = trimmed.split('/').skip(1).all(|part| !part.is_empty() && part != "." && part != "..");
+    if !value.starts_with('/') || !plain {
+        return Err(format!("{D} option chroot= must be an absolute path with no '.', '..' or empty parts, such as /srv/jail, not '{value}'"));
+    }
+    Ok(if trimmed.is_empty() { "/".to_string() } else { trimmed.to_string() })
+}
+
+/// `path` as a process confined to `root` (a `chroot=` value) sees it, or
+/// None when it is outside `root`.
+pub fn path_in_chroot(root: &str, path: &str) -> Option<String> {
+    if root == "/" {
+        return Some(path.to_string());
+    }
+    match path.strip_prefix(root)? {
+        "" => Some("/".to_string()),
+        rest if rest.starts_with('/') => Some(rest.to_string()),
+        _ => None,
+    }
+}
+
+/// The owner, group and permission bits of a file or directory.
+#[derive(Debug, Clone, Copy)]
+pub struct Ownership {
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+}
+
+const GROUP_WRITABLE: u32 = 0o020;
+const WORLD_WRITABLE: u32 = 0o002;
+
+/// mod_wsgi's rules for a script run in a group with `script-user=` (or
+/// `script-group=`), resolved to `id`: the script and the directory it is
+/// in belong to that user (group), and neither is writable by anyone else
+/// (nor, for `script-user=`, by their group). Err says which rule failed.
+pub fn check_script_owner(owner: &ScriptOwner, id: u32, script: Ownership, dir: Ownership) -> Result<(), String> {
+    let (option, name, forbidden) = match owner {
+        ScriptOwner::User(name) => ("script-user", name, GROUP_WRITABLE | WORLD_WRITABLE),
+        ScriptOwner::Group(name) => ("script-group", name, WORLD_WRITABLE),
+    };
+    for (what, facts) in [("the script", script), ("its directory", dir)] {
+        let (kind, actual) = match owner {
+            ScriptOwner::User(_) => ("owner", facts.uid),
+            ScriptOwner::Group(_) => ("group", facts.gid),
+        };
+        if actual != id {
+            return Err(format!("{what} has {kind} id {actual}, not {option}={name} (id {id})"));
+        }
+        match facts.mode & forbidden {
+            0 => {}
+            bits if bits & WORLD_WRITABLE != 0 => return Err(format!("{what} is writable by anyone")),
+            _ => return Err(format!("{what} is writable by its group, which {option}= does not allow")),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -422,17 +520,18 @@ mod tests {
         assert_eq!((spec.processes, spec.threads), (1, 1));
         assert_eq!(parse(&["processes=4"]).unwrap().processes, 4);
         assert_eq!(parse(&["threads=65533"]).unwrap().threads, 65533);
-        assert_eq!(parse(&["processes=abc"]).unwrap_err(), "WSGIDaemonProcess option processes= must be a whole number ≥ 1, not 'abc'");
-        assert!(parse(&["processes=0"]).unwrap_err().contains("≥ 1, not '0'"));
+        assert_eq!(parse(&["processes=abc"]).unwrap_err(), "WSGIDaemonProcess option processes= must be a whole number of at least 1, not 'abc'");
+        assert!(parse(&["processes=0"]).unwrap_err().contains("at least 1, not '0'"));
         assert!(parse(&["processes=4294967296"]).unwrap_err().contains("from 1 to 4294967295"));
-        assert!(parse(&["threads=x"]).unwrap_err().contains("from 1 to 65533"));
+        assert!(parse(&["threads=x"]).unwrap_err().contains("from 0 to 65533"));
         for bad in ["0", "-1", "+2", "2x", "", "4294967296", "99999999999999999999999"] {
             assert!(parse(&[&format!("processes={bad}")]).unwrap_err().contains("processes="), "{bad}");
         }
         for bad in ["65534", "-1", "x", ""] {
             assert!(parse(&[&format!("threads={bad}")]).unwrap_err().contains("threads="), "{bad}");
         }
-        assert!(parse(&["threads=0"]).unwrap_err().contains("not supported"));
+        // A service process.
+        assert_eq!(parse(&["threads=0"]).unwrap().threads, 0);
     }
 
     #[test]
@@ -588,52 +687,126 @@ mod tests {
     #[test]
     fn ignored_options() {
         // The values mod_wsgi-express writes by default ask for nothing we lack.
-        let quiet = [
-            "interrupt-timeout=0",
-            "cpu-time-limit=0",
-            "cpu-priority=0",
-            "virtual-memory-limit=0",
-            "send-buffer-size=0",
-            "receive-buffer-size=0",
-            "response-socket-timeout=0",
-            "response-flush-delay=5",
-            "server-metrics=Off",
-        ];
-        assert!(parse(&quiet).unwrap().ignored.is_empty());
-        let loud = [
-            "interrupt-timeout=5",
-            "cpu-time-limit=60",
-            "cpu-priority=-5",
-            "virtual-memory-limit=1000000",
-            "send-buffer-size=65536",
-            "receive-buffer-size=65536",
-            "response-socket-timeout=10",
-            "response-flush-delay=50",
-            "server-metrics=On",
-            "socket-user=#33",
-            "script-user=deploy",
-            "chroot=/srv/jail",
-        ];
-        let spec = parse(&loud).unwrap();
-        let names: Vec<_> = loud.iter().map(|o| o.split('=').next().unwrap()).collect();
-        assert_eq!(spec.ignored, names);
-        assert_eq!(parse(&["script-group=www"]).unwrap().ignored, vec!["script-group"]);
-        for bad in [
-            // mod_wsgi refuses socket buffers under 512 bytes.
-            "send-buffer-size=511",
-            "receive-buffer-size=1",
-            "cpu-priority=x",
-            "cpu-priority=-",
-            "server-metrics=maybe",
-            "socket-user=",
-            "script-user=#x",
-            "chroot=jail",
-            "response-flush-delay=0.5",
-        ] {
+        assert!(parse(&["interrupt-timeout=0", "cpu-time-limit=0", "server-metrics=Off"]).unwrap().ignored.is_empty());
+        let loud = ["interrupt-timeout=5", "cpu-time-limit=60", "server-metrics=On"];
+        assert_eq!(parse(&loud).unwrap().ignored, vec!["interrupt-timeout", "cpu-time-limit", "server-metrics"]);
+        for bad in ["interrupt-timeout=-1", "cpu-time-limit=x", "server-metrics=maybe"] {
             let err = parse(&[bad]).unwrap_err();
             assert!(err.starts_with(D) && err.contains(bad.split('=').next().unwrap()), "{err}");
         }
-        assert!(parse(&["script-user=a", "script-group=b"]).unwrap_err().contains("only one"));
+    }
+
+    #[test]
+    fn process_limits() {
+        assert_eq!(parse(&[]).unwrap().cpu_priority, 0);
+        for (value, nice) in [("5", 5), ("-20", -20), ("20", 20), ("0", 0), ("-0", 0)] {
+            assert_eq!(parse(&[&format!("cpu-priority={value}")]).unwrap().cpu_priority, nice, "{value}");
+        }
+        crate::test_util::assert_refused(D, |v| parse(&[&format!("cpu-priority={v}")]), &[
+            ("21", "from -20 (scheduled most favourably) to 20, not '21'"),
+            ("-21", "not '-21'"),
+            ("", "cpu-priority="),
+            ("-", "cpu-priority="),
+            ("+5", "cpu-priority="),
+            ("1.5", "cpu-priority="),
+        ]);
+        assert_eq!(parse(&["virtual-memory-limit=1073741824"]).unwrap().virtual_memory_limit, 1 << 30);
+        assert_eq!(parse(&["virtual-memory-limit=0"]).unwrap().virtual_memory_limit, 0);
+        crate::test_util::assert_refused(D, |v| parse(&[&format!("virtual-memory-limit={v}")]), &[
+            ("-1", "virtual-memory-limit= must be a whole number, not '-1'"),
+            ("1G", "virtual-memory-limit="),
+            ("9223372036854775808", "virtual-memory-limit="),
+        ]);
+    }
+
+    #[test]
+    fn socket_buffers() {
+        let spec = parse(&["send-buffer-size=65536", "receive-buffer-size=512"]).unwrap();
+        assert_eq!((spec.send_buffer_size, spec.receive_buffer_size), (Some(65536), Some(512)));
+        let spec = parse(&["send-buffer-size=0", "receive-buffer-size=0"]).unwrap();
+        assert_eq!((spec.send_buffer_size, spec.receive_buffer_size), (None, None));
+        crate::test_util::assert_refused(D, |o| parse(&[o]), &[
+            ("send-buffer-size=511", "send-buffer-size= must be 0 (for the system's default) or a whole number of bytes of at least 512"),
+            ("receive-buffer-size=1", "receive-buffer-size="),
+            ("receive-buffer-size=2147483648", "at most 2147483647"),
+            ("send-buffer-size=64k", "send-buffer-size="),
+        ]);
+    }
+
+    #[test]
+    fn response_options() {
+        let spec = parse(&[]).unwrap();
+        assert_eq!((spec.response_socket_timeout, spec.response_flush_delay), (None, Duration::from_millis(5)));
+        let spec = parse(&["response-socket-timeout=10", "response-flush-delay=250"]).unwrap();
+        assert_eq!((spec.response_socket_timeout, spec.response_flush_delay), (secs(10), Duration::from_millis(250)));
+        let spec = parse(&["response-socket-timeout=0", "response-flush-delay=0"]).unwrap();
+        assert_eq!((spec.response_socket_timeout, spec.response_flush_delay), (None, Duration::ZERO));
+        crate::test_util::assert_refused(D, |o| parse(&[o]), &[
+            ("response-socket-timeout=-1", "response-socket-timeout= must be a whole number of seconds (0 for socket-timeout)"),
+            ("response-flush-delay=0.5", "response-flush-delay= must be a whole number of milliseconds"),
+            ("response-flush-delay=", "response-flush-delay="),
+        ]);
+    }
+
+    #[test]
+    fn owners() {
+        let spec = parse(&["socket-user=#33", "script-user=deploy"]).unwrap();
+        assert_eq!(spec.socket_user.as_deref(), Some("#33"));
+        assert_eq!(spec.script_owner, Some(ScriptOwner::User("deploy".into())));
+        assert_eq!(parse(&["script-group=www"]).unwrap().script_owner, Some(ScriptOwner::Group("www".into())));
+        crate::test_util::assert_refused(D, |o| parse(&[o]), &[
+            ("socket-user=", "socket-user= takes a name or #id"),
+            ("script-user=#x", "script-user= takes a name or #id"),
+            ("script-group=#-1", "script-group="),
+        ]);
+        let err = parse(&["script-user=a", "script-group=b"]).unwrap_err();
+        assert_eq!(err, "WSGIDaemonProcess: give only one of script-user= and script-group=");
+    }
+
+    #[test]
+    fn chroot_values() {
+        for (value, stored) in [("/srv/jail", "/srv/jail"), ("/srv/jail/", "/srv/jail"), ("/", "/"), ("//", "/")] {
+            assert_eq!(parse(&[&format!("chroot={value}")]).unwrap().chroot.as_deref(), Some(stored), "{value}");
+        }
+        for bad in ["jail", "", "/srv/../etc", "/srv/./jail", "/srv//jail"] {
+            let err = parse(&[&format!("chroot={bad}")]).unwrap_err();
+            assert!(err.starts_with(D) && err.contains("chroot= must be an absolute path"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn paths_in_chroot() {
+        assert_eq!(path_in_chroot("/srv/jail", "/srv/jail/app/x.wsgi").as_deref(), Some("/app/x.wsgi"));
+        assert_eq!(path_in_chroot("/srv/jail", "/srv/jail").as_deref(), Some("/"));
+        assert_eq!(path_in_chroot("/srv/jail", "/srv/jail2/x.wsgi"), None);
+        assert_eq!(path_in_chroot("/srv/jail", "/srv/x.wsgi"), None);
+        assert_eq!(path_in_chroot("/srv/jail", "relative/x.wsgi"), None);
+        assert_eq!(path_in_chroot("/", "/srv/x.wsgi").as_deref(), Some("/srv/x.wsgi"));
+    }
+
+    #[test]
+    fn script_ownership_rules() {
+        let own = |uid, gid, mode| Ownership { uid, gid, mode };
+        let user = ScriptOwner::User("deploy".into());
+        let group = ScriptOwner::Group("web".into());
+        assert_eq!(check_script_owner(&user, 1000, own(1000, 5, 0o644), own(1000, 5, 0o755)), Ok(()));
+        assert_eq!(check_script_owner(&group, 5, own(0, 5, 0o664), own(0, 5, 0o775)), Ok(()));
+        let refusals = [
+            (&user, own(1001, 5, 0o644), own(1000, 5, 0o755), "the script has owner id 1001, not script-user=deploy (id 1000)"),
+            (&user, own(1000, 5, 0o664), own(1000, 5, 0o755), "the script is writable by its group, which script-user= does not allow"),
+            (&user, own(1000, 5, 0o646), own(1000, 5, 0o755), "the script is writable by anyone"),
+            (&user, own(1000, 5, 0o644), own(0, 5, 0o755), "its directory has owner id 0, not script-user=deploy (id 1000)"),
+            (&user, own(1000, 5, 0o644), own(1000, 5, 0o775), "its directory is writable by its group, which script-user= does not allow"),
+            (&user, own(1000, 5, 0o644), own(1000, 5, 0o1777), "its directory is writable by anyone"),
+            (&group, own(0, 6, 0o644), own(0, 5, 0o755), "the script has group id 6, not script-group=web (id 5)"),
+            (&group, own(0, 5, 0o666), own(0, 5, 0o755), "the script is writable by anyone"),
+            (&group, own(0, 5, 0o644), own(0, 4, 0o755), "its directory has group id 4, not script-group=web (id 5)"),
+            (&group, own(0, 5, 0o644), own(0, 5, 0o757), "its directory is writable by anyone"),
+        ];
+        for (owner, script, dir, why) in refusals {
+            let id = if matches!(owner, ScriptOwner::User(_)) { 1000 } else { 5 };
+            assert_eq!(check_script_owner(owner, id, script, dir).unwrap_err(), why);
+        }
     }
 
     #[test]
@@ -672,6 +845,9 @@ mod tests {
         assert_eq!(parse(&["python-path=/a:/b"]).unwrap().python_path, vec!["/a", "/b"]);
         assert_eq!(parse(&["switch-interval=0.002"]).unwrap().switch_interval, Some(0.002));
         assert_eq!(parse(&["response-flush-delay=5", "server-metrics=off"]).unwrap().ignored, Vec::<String>::new());
+        let spec = parse(&["cpu-priority=-5", "virtual-memory-limit=2000000000", "socket-user=www-data", "chroot=/srv/jail"]).unwrap();
+        assert_eq!((spec.cpu_priority, spec.virtual_memory_limit), (-5, 2_000_000_000));
+        assert_eq!((spec.socket_user.as_deref(), spec.chroot.as_deref()), (Some("www-data"), Some("/srv/jail")));
     }
 
     #[test]
@@ -736,6 +912,13 @@ mod tests {
         // The multi-process form adds processes= and header-buffer-size=.
         let spec = parse_daemon_process("'localhost:8000' display-name='(wsgi:x)' home='/tmp' processes=3 threads=5 header-buffer-size=0").unwrap();
         assert_eq!((spec.processes, spec.header_buffer_size), (3, DEFAULT_HEADER_BUFFER));
+        // --service-script NAME SCRIPT adds a group with no request threads.
+        let spec = parse_daemon_process(
+            "'service:tasks' display-name=%{GROUP} user='www-data' group='www-data' home='/srv/app' threads=0 \
+             python-path='' python-eggs='/tmp/eggs' lang='en_US.UTF-8' locale='en_US.UTF-8' server-metrics=Off",
+        )
+        .unwrap();
+        assert_eq!((spec.name.as_str(), spec.threads, spec.process_title("service:tasks").as_deref()), ("service:tasks", 0, Some("(wsgi:service:tasks)")));
     }
 
     #[test]

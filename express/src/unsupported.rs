@@ -7,8 +7,9 @@ const HANDLER_SCRIPT: &str = "it needs WSGIHandlerScript, which mod_wsgi-rs does
 const REWRITE_RULES: &str = "mod_wsgi-express runs these rules in the document root's per-directory context, \
      which requests for the application do not pass through until it is mounted with WSGIHandlerScript, \
      which mod_wsgi-rs does not implement yet";
-const SERVICE: &str = "service scripts run in daemon groups with threads=0, which mod_wsgi-rs does not support yet";
-const TELEMETRY: &str = "the bundled ingester runs as a service script, which mod_wsgi-rs does not support yet; \
+const SERVICE: &str = "this launcher does not write service-script groups yet; the module runs them: add a \
+     WSGIDaemonProcess with threads=0 and a WSGIImportScript for it with --include-file (see docs/daemon-mode.md)";
+const TELEMETRY: &str = "the bundled ingester runs as a service script, which this launcher does not write yet; \
      run your own ingester and use --telemetry-service unix:PATH";
 const DEBUG: &str = "debug mode (one Apache process attached to the terminal, with pdb, coverage, \
      cProfile, request recording or gdb) is not provided by this mod_wsgi-express yet";

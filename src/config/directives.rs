@@ -225,18 +225,9 @@ fn import_script(cmd: &mut Cmd, line: &str) -> Result {
 
 fn daemon_process(cmd: &mut Cmd, line: &str) -> Result {
     let spec = wsgi_core::daemon_options::parse_daemon_process(line)?;
-    if let Some(user) = &spec.user {
-        crate::daemon::identity::lookup_user(user).map_err(|e| format!("WSGIDaemonProcess {}: {e}", spec.name))?;
-    }
-    if let Some(group) = &spec.group {
-        crate::daemon::identity::lookup_group(group).map_err(|e| format!("WSGIDaemonProcess {}: {e}", spec.name))?;
-    }
-    for group in &spec.supplementary_groups {
-        crate::daemon::identity::lookup_group(group).map_err(|e| format!("WSGIDaemonProcess {}: {e}", spec.name))?;
-    }
-    crate::daemon::group::claim_name(&spec.name)?;
-    let server = cmd.server();
-    cmd.server_config().daemon_groups.push(Arc::new(crate::daemon::group::DaemonGroup { spec, server }));
+    let group = crate::daemon::group::DaemonGroup::new(spec, cmd.server())?;
+    crate::daemon::group::claim_name(&group.spec.name)?;
+    cmd.server_config().daemon_groups.push(Arc::new(group));
     Ok(())
 }
 

@@ -68,10 +68,12 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// The start-up warnings for what this server accepts but does not act on.
+    /// The start-up warnings for what this server accepts but does not act
+    /// on, or cannot here.
     pub fn unapplied_warnings(&self) -> impl Iterator<Item = String> + '_ {
         let options = self.daemon_groups.iter().flat_map(|g| {
-            g.spec.ignored.iter().map(move |o| format!("WSGIDaemonProcess {} option {o}= {}", g.spec.name, directives::NO_EFFECT))
+            let ignored = g.spec.ignored.iter().map(move |o| format!("WSGIDaemonProcess {} option {o}= {}", g.spec.name, directives::NO_EFFECT));
+            ignored.chain(g.cannot_apply())
         });
         self.unapplied.iter().cloned().chain(options)
     }

@@ -23,10 +23,10 @@ use wsgi_core::protocol::{self, Frame, Limits, ProtocolError, RequestHead};
 use wsgi_core::relay::{self, BodyLimit};
 
 use super::conn::{waiting, Waiting};
-use super::group::RuntimeGroup;
+use super::group::{size_socket_buffers, RuntimeGroup};
 use crate::cgi::head::apply_head;
 use crate::ffi::log::{self, Level};
-use crate::ffi::request::{Brigade, Request};
+use crate::ffi::request::{Brigade, ClientGone, Request};
 use crate::ffi::sys;
 
 /// Idle connections by group and process slot, reused across requests in
@@ -210,6 +210,8 @@ fn open(g: &RuntimeGroup, slot: usize, timeout: Duration) -> Result<Opening, Fai
     let path = &g.socket_paths[slot];
     let fatal = |e: &dyn std::fmt::Display| Failure::Fatal(format!("cannot connect to {path}: {e}"));
     let fd = socket::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None).map_err(|e| fatal(&e))?;
+    let spec = &g.def.spec;
+    size_socket_buffers(&fd, spec.receive_buffer_size, spec.send_buffer_size);
     let addr = UnixAddr::new(path.as_str()).map_err(|e| fatal(&e))?;
     match socket::connect(fd.as_raw_fd(), &addr) {
         Ok(()) => {}
@@ -298,6 +300,12 @@ impl Attempt {
     fn status(status: i32) -> Self {
         Attempt::Done { status, reusable: false }
     }
+
+    /// The client went away: the connection is dropped, so that the
+    /// daemon's next write fails and the app's iterable is closed.
+    fn client_gone() -> Self {
+        Attempt::Done { status: sys::OK, reusable: false }
+    }
 }
 
 pub struct Settings {
@@ -362,6 +370,80 @@ fn harmless_to_resend(req: Request) -> bool {
     matches!(req.method(), b"GET" | b"HEAD" | b"OPTIONS") && !body
 }
 
+/// When the body passed on so far goes out to the client. Apache's core
+/// holds small writes back until a flush; the child flushes once the
+/// daemon has sent nothing more for response-flush-delay, before it waits
+/// for the client's request body, at the end, and (as a guard against a
+/// filter that keeps everything) after response-buffer-size bytes without
+/// a flush. Writing on while the daemon keeps sending makes fewer, larger
+/// writes, which pacing filters such as mod_ratelimit need.
+struct Flusher {
+    delay: Duration,
+    limit: usize,
+    unflushed: usize,
+}
+
+impl Flusher {
+    fn new(g: &RuntimeGroup) -> Self {
+        Flusher { delay: g.def.spec.response_flush_delay, limit: g.def.spec.response_buffer_size, unflushed: 0 }
+    }
+
+    /// Passes `data` on; flushes unless `more_within(delay)` says the
+    /// daemon sent more by then.
+    fn write(&mut self, out: &mut Brigade, data: &[u8], more_within: impl FnOnce(Duration) -> bool) -> Result<(), ClientGone> {
+        out.write_unflushed(data)?;
+        self.unflushed += data.len();
+        if self.unflushed > self.limit || !more_within(self.delay) {
+            self.flush(out)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, out: &mut Brigade) -> Result<(), ClientGone> {
+        if self.unflushed == 0 {
+            return Ok(());
+        }
+        self.unflushed = 0;
+        out.flush()
+    }
+}
+
+/// Whether the daemon sent (or closed) anything within `wait`: bytes
+/// already buffered, or the socket readable in time.
+fn more_within(r: &BufReader<&UnixStream>, wait: Duration) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    if !r.buffer().is_empty() {
+        return true;
+    }
+    let mut fds = [PollFd::new(r.get_ref().as_fd(), PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX)).is_ok_and(|n| n > 0)
+}
+
+/// The client socket's timeout while a response body goes out:
+/// response-socket-timeout, else socket-timeout (else Apache's `Timeout`
+/// stays). The connection's own is put back afterwards, for the requests
+/// that follow on it.
+struct ClientTimeout {
+    req: Request,
+    saved: Duration,
+}
+
+impl ClientTimeout {
+    fn apply(req: Request, g: &RuntimeGroup) -> Option<ClientTimeout> {
+        let spec = &g.def.spec;
+        let timeout = spec.response_socket_timeout.or(spec.socket_timeout)?;
+        let saved = req.client_socket_timeout()?;
+        req.set_client_socket_timeout(timeout);
+        Some(ClientTimeout { req, saved })
+    }
+}
+
+impl Drop for ClientTimeout {
+    fn drop(&mut self) {
+        self.req.set_client_socket_timeout(self.saved);
+    }
+}
+
 /// The response as far as it went to the client.
 struct Response {
     /// The head was applied: the body is held to it.
@@ -410,6 +492,8 @@ fn exchange(req: Request, out: &mut Brigade, conn: &UnixStream, request: &[u8], 
     let mut response = Response { body: None, overridden: None };
     let mut body_touched = false;
     let mut buf = Vec::new();
+    let mut flusher = Flusher::new(g);
+    let mut _client_timeout = None;
     // Nothing follows a response's last frame, so the buffer can go with it
     // (bytes left in it would mean the daemon is out of step).
     let mut r = BufReader::with_capacity(RESPONSE_BUFFER, conn);
@@ -417,6 +501,10 @@ fn exchange(req: Request, out: &mut Brigade, conn: &UnixStream, request: &[u8], 
         match protocol::read_frame(&mut r, limits) {
             Ok(Frame::Read(n)) => {
                 body_touched = true;
+                // The client may wait for what it was sent before it sends more.
+                if flusher.flush(out).is_err() {
+                    return Attempt::client_gone();
+                }
                 buf.resize((n as usize).min(READ_CHUNK), 0);
                 let sent = match read_up_to(req, &mut buf) {
                     Ok(0) => protocol::write_frame(&mut w, &Frame::BodyEnd),
@@ -453,16 +541,15 @@ fn exchange(req: Request, out: &mut Brigade, conn: &UnixStream, request: &[u8], 
                 }
                 apply_head(req, status, &status_line, &head.headers, head.content_length);
                 response.body = Some(BodyLimit::new(status, req.header_only(), head.content_length));
+                _client_timeout = ClientTimeout::apply(req, g);
             }
             Ok(Frame::Data(data)) => {
                 let Some(limit) = response.body.as_mut() else {
                     return unexpected(req, out, &response, g, &Frame::Data(data));
                 };
                 let take = limit.take(data.len());
-                if response.overridden.is_none() && take.pass > 0 && out.write(&data[..take.pass]).is_err() {
-                    // The client went away: drop this connection so the
-                    // daemon's next write fails and the app's iterable closes.
-                    return Attempt::Done { status: sys::OK, reusable: false };
+                if response.overridden.is_none() && take.pass > 0 && flusher.write(out, &data[..take.pass], |wait| more_within(&r, wait)).is_err() {
+                    return Attempt::client_gone();
                 }
                 if take.excess > 0 {
                     log::request(&req, Level::Err, &format!("daemon process group '{}' sent more body than the response's Content-Length; the rest was dropped, and the connection with it", g.name()));
@@ -474,6 +561,8 @@ fn exchange(req: Request, out: &mut Brigade, conn: &UnixStream, request: &[u8], 
                 if short > 0 && response.head_sent() {
                     log::request(&req, Level::Info, &format!("response from daemon process group '{}' ended {short} bytes short of its Content-Length; cutting the connection", g.name()));
                     out.abort();
+                } else if flusher.flush(out).is_err() {
+                    return Attempt::client_gone();
                 }
                 return response.done(r.buffer().is_empty());
             }

@@ -14,12 +14,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::signal::Signal;
+use pyo3::exceptions::PySystemExit;
+use pyo3::types::PyDict;
 use signal_hook::iterator::Signals;
+use wsgi_core::daemon_options::path_in_chroot;
 use wsgi_core::protocol::Limits;
 
 use super::conn::Connection;
 use super::group::{self, RuntimeGroup};
-use super::identity::{apply_process_settings, take_identity};
+use super::identity::{apply_priority, apply_process_settings, take_identity};
 use super::lifecycle::{Slot, State, Stop};
 use super::workers::{claim_listener, Admission};
 use crate::config::GlobalSettings;
@@ -63,7 +66,8 @@ pub(super) struct Daemon {
     pub(super) idle: Mutex<HashMap<RawFd, Arc<Connection>>>,
     pub(super) limits: Limits,
     pub(super) socket_timeout: Duration,
-    pub(super) apache_uid: u32,
+    /// The user allowed to connect besides root: the socket's owner.
+    pub(super) client_uid: u32,
     pub(super) started: Instant,
     pub(super) state: Mutex<State>,
     pub(super) changed: Condvar,
@@ -103,6 +107,8 @@ pub fn run(group: usize, listener: UnixListener, ready: OwnedFd, settings: &Glob
     // one; the daemon's handlers come once it serves.
     let _ = os::ignore_signal(Signal::SIGINT);
 
+    apply_priority(&g);
+    let title_room = os::process_title_room();
     if let Err(msg) = take_identity(&g) {
         startup_failed(server, &format!("daemon process for group '{}' not started: {msg}", g.name()));
     }
@@ -118,12 +124,16 @@ pub fn run(group: usize, listener: UnixListener, ready: OwnedFd, settings: &Glob
     // Named only once it is no longer root: a process shown as a daemon is
     // never one running with the parent's privileges.
     if let Some(title) = spec.process_title(g.name()) {
-        crate::ffi::process::set_process_title(server, &title);
+        os::set_process_title(server, &title, title_room);
     }
     apply_process_settings(&g);
     if let Err(msg) = start_python(&g, settings) {
         startup_failed(server, &format!("daemon process for group '{}' {msg}", g.name()));
     }
+    if spec.threads == 0 {
+        run_service(&g, ready, settings.destroy_interpreter != Some(false))
+    }
+    preload(&g);
 
     let daemon = match Daemon::new(g.clone(), listener) {
         Ok(d) => Arc::new(d),
@@ -151,7 +161,7 @@ fn report_ready(ready: OwnedFd) {
 }
 
 /// Python with the group's home and path (falling back to the server-wide
-/// settings), the adapter, and the preloaded scripts.
+/// settings) and the adapter.
 fn start_python(g: &RuntimeGroup, settings: &GlobalSettings) -> Result<(), String> {
     let spec = &g.def.spec;
     let mut python = settings.clone();
@@ -161,17 +171,91 @@ fn start_python(g: &RuntimeGroup, settings: &GlobalSettings) -> Result<(), Strin
     python.path = spec.home.iter().cloned().chain(spec.python_path.iter().cloned()).collect();
     python.switch_interval = spec.switch_interval.or(settings.switch_interval);
     python.python_eggs = spec.python_eggs.clone().or(settings.python_eggs.clone());
+    if spec.threads == 0 {
+        // As in mod_wsgi, a service script may handle signals itself.
+        python.restrict_signal = Some(false);
+    }
     init::start(&python).map_err(|msg| format!("cannot initialise Python: {msg}"))?;
     let info = interp::ProcessInfo {
         // As in mod_wsgi: a process that serves exactly one request.
         run_once: spec.threads == 1 && spec.maximum_requests == 1,
         ..crate::module_record::process_info(g.def.server, &python, g.name(), spec.processes as i32, spec.threads as i32)
     };
-    interp::create_main(info)?;
-    for script in &g.preload {
-        interp::preload(&script.application_group, &script.script);
+    interp::create_main(info)
+}
+
+/// The group's scripts (application group, path), with the paths a process
+/// in its `chroot=` sees: one given under the chroot directory loses that
+/// prefix, any other is taken to be a path inside it already.
+fn scripts(g: &RuntimeGroup) -> impl Iterator<Item = (&str, String)> + '_ {
+    let root = g.def.spec.chroot.as_deref();
+    g.preload.iter().map(move |s| (s.application_group.as_str(), root.and_then(|root| path_in_chroot(root, &s.script)).unwrap_or_else(|| s.script.clone())))
+}
+
+/// Loads the group's scripts ahead of their first request; a failure is
+/// logged, and the script is tried again when a request needs it.
+fn preload(g: &RuntimeGroup) {
+    for (group, script) in scripts(g) {
+        interp::preload(group, &script);
     }
-    Ok(())
+}
+
+/// A service process looks settled, and is replaced at once when it ends,
+/// once its scripts have run this long; one that ends sooner is replaced
+/// with the back-off of a process that failed to start, so that a script
+/// that fails at once does not make the process spin.
+const SERVICE_SETTLED: Duration = Duration::from_secs(1);
+
+/// Installed in a service process: SIGTERM raises SystemExit in the script
+/// (Python runs signal handlers in the main interpreter only).
+const EXIT_ON_SIGTERM: &std::ffi::CStr = c"import signal, sys\nsignal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))";
+
+/// A service process (threads=0): runs the group's scripts one after the
+/// other in its main thread, and exits once they return. SystemExit, which
+/// SIGTERM (Apache stopping or restarting) raises, ends them quietly, and
+/// the scripts after. It takes no requests: Apache's children send none to
+/// a group without threads.
+fn run_service(g: &RuntimeGroup, ready: OwnedFd, destroy_python: bool) -> ! {
+    let server = g.def.server;
+    if g.preload.is_empty() {
+        log(server, Level::Warning, &format!("daemon process group '{}' has threads=0 but no WSGIImportScript names it: its processes have nothing to run", g.name()));
+    }
+    let _ = std::thread::Builder::new().name("wsgi-service-ready".into()).spawn(move || {
+        std::thread::sleep(SERVICE_SETTLED);
+        report_ready(ready);
+    });
+    log(server, Level::Info, &format!("service process {} for group '{}' started", std::process::id(), g.name()));
+    if let Ok(main) = interp::for_group("") {
+        main.enter(|py| {
+            if let Err(e) = py.run(EXIT_ON_SIGTERM, Some(&PyDict::new(py)), None) {
+                main.log_exception(py, e, "(the SIGTERM handler of a service process)");
+            }
+        });
+    }
+    for (group, script) in scripts(g) {
+        let interpreter = match interp::for_group(group) {
+            Ok(interpreter) => interpreter,
+            Err(msg) => {
+                log(server, Level::Err, &format!("{script} not run: {msg}"));
+                continue;
+            }
+        };
+        let exited = interpreter.enter(|py| match interpreter.preload(py, &script) {
+            Ok(()) => false,
+            Err(e) if e.is_instance_of::<PySystemExit>(py) => true,
+            Err(e) => {
+                interpreter.log_exception(py, e, &script);
+                false
+            }
+        });
+        if exited {
+            break;
+        }
+    }
+    log(server, Level::Info, &format!("service process {} for group '{}' stopping: its scripts returned", std::process::id(), g.name()));
+    // mod_wsgi gives no shutdown reason here.
+    interp::shut_down("", destroy_python, g.def.spec.shutdown_timeout);
+    os::exit_now(EXIT_RECYCLED)
 }
 
 pub(super) fn now_us() -> i64 {
@@ -185,8 +269,8 @@ impl Daemon {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| format!("epoll: {e}"))?;
         let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map_err(|e| format!("eventfd: {e}"))?;
         epoll.add(&wake, EpollEvent::new(EpollFlags::EPOLLIN, WAKE)).map_err(|e| format!("epoll: {e}"))?;
-        let (apache_uid, _) = crate::ffi::process::apache_identity();
         Ok(Daemon {
+            client_uid: group.def.socket_owner(),
             server: group.def.server,
             limits: Limits { max_head: spec.header_buffer_size, ..Limits::default() },
             socket_timeout: spec.socket_timeout.unwrap_or_else(|| server::request_timeout(group.def.server)),
@@ -197,7 +281,6 @@ impl Daemon {
             listener,
             wake,
             idle: Mutex::new(HashMap::new()),
-            apache_uid,
             started: Instant::now(),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),

@@ -112,7 +112,7 @@ pub fn start(pconf: Pool, main: Server) -> Result<(), String> {
             let identity = Identity::resolve(def, apache_uid, apache_gid)?;
             for slot in 0..spec.processes {
                 let path = socket_path(&settings, pconf, index, slot, identity.uid);
-                let listener = bind(&path, spec.listen_backlog, as_root.then_some((apache_uid, apache_gid)))
+                let listener = bind(&path, spec.listen_backlog, as_root.then_some((def.socket_owner(), apache_gid)))
                     .map_err(|e| format!("WSGIDaemonProcess {}: cannot listen on {path}: {e}", spec.name))?;
                 socket_paths.push(path);
                 slots.push(ProcessSlot { group: index, listener, watch: ChildWatch::new(pconf, slots.len(), on_death)?, running: None, failures: 0, start_due: None });
@@ -195,13 +195,13 @@ impl Identity {
     }
 }
 
-/// Creates a socket at `path` that only `owner` (Apache's children, when
-/// Apache runs as root) may use, without ever following a link someone
-/// else could plant. The socket is made in a fresh directory only we can
-/// enter, given mode 0700 and its owner there, listens, and only then is
-/// renamed into place: a client never finds it half set up, and a
-/// WSGISocketPrefix in a directory others can write to gives them nothing
-/// to swap under us.
+/// Creates a socket at `path` that only `owner` (Apache's children, or
+/// `socket-user=`, when Apache runs as root) may use, without ever
+/// following a link someone else could plant. The socket is made in a
+/// fresh directory only we can enter, given mode 0700 and its owner there,
+/// listens, and only then is renamed into place: a client never finds it
+/// half set up, and a WSGISocketPrefix in a directory others can write to
+/// gives them nothing to swap under us.
 fn bind(path: &str, backlog: u32, owner: Option<(u32, u32)>) -> std::io::Result<UnixListener> {
     let target = Path::new(path);
     let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));

@@ -16,6 +16,7 @@ use pyo3::types::PyDictMethods;
 use wsgi_core::protocol::{Frame, RequestHead};
 
 use super::conn::{lock, Connection, Handshake};
+use super::group::size_socket_buffers;
 use super::lifecycle::Stop;
 use super::process::{log, now_us, Daemon, LISTENER, WAKE};
 use super::transport::SocketTransport;
@@ -244,13 +245,16 @@ impl Daemon {
         }
     }
 
-    /// Only Apache's children (or root) may talk to a daemon.
+    /// Only Apache's children (or root) may talk to a daemon: the user the
+    /// socket belongs to.
     fn admit(&self, stream: UnixStream) -> Option<Connection> {
         let peer = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials).ok()?;
-        if peer.uid() != self.apache_uid && peer.uid() != 0 {
-            self.refused(&format!("refused a connection to group '{}' from uid {} (pid {}): only Apache's user may connect", self.group.name(), peer.uid(), peer.pid()));
+        if peer.uid() != self.client_uid && peer.uid() != 0 {
+            self.refused(&format!("refused a connection to group '{}' from uid {} (pid {}): only the socket's owner, uid {}, may connect", self.group.name(), peer.uid(), peer.pid(), self.client_uid));
             return None;
         }
+        let spec = self.spec();
+        size_socket_buffers(&stream, spec.send_buffer_size, spec.receive_buffer_size);
         let timeout = self.socket_timeout.max(Duration::from_millis(1));
         stream.set_write_timeout(Some(timeout)).ok()?;
         Connection::new(stream, peer.pid() as u32, timeout).ok()

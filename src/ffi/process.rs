@@ -136,11 +136,16 @@ pub fn note_parent_identity() {
     PARENT_IS_ROOT.get_or_init(|| nix::unistd::geteuid().is_root());
 }
 
+/// Whether Apache's parent runs as root (see `note_parent_identity`).
+pub fn parent_is_root() -> bool {
+    *PARENT_IS_ROOT.get_or_init(|| nix::unistd::geteuid().is_root())
+}
+
 /// The user and group Apache's children run as: `User` and `Group` when
 /// Apache was started as root, else the identity it was started with (a
 /// non-root Apache cannot switch, and ignores `User` and `Group`).
 pub fn apache_identity() -> (u32, u32) {
-    if !*PARENT_IS_ROOT.get_or_init(|| nix::unistd::geteuid().is_root()) {
+    if !parent_is_root() {
         return (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
     }
     // SAFETY: ap_unixd_config is filled in while parsing User/Group.
@@ -172,11 +177,16 @@ pub fn server_root_path(pool: Pool, name: &str) -> String {
     unsafe { cstr_string(sys::ap_server_root_relative(pool.0, c.as_ptr())) }.unwrap_or_else(|| name.to_string())
 }
 
-/// Rewrites this process's command line as `ps` shows it, within the
-/// space the original arguments occupied (their length is what the kernel
-/// reports in /proc/self/cmdline; Apache may have rewritten argv itself).
-pub fn set_process_title(server: super::server::Server, title: &str) {
-    let room = std::fs::read("/proc/self/cmdline").map(|c| c.len()).unwrap_or(0);
+/// The space the original arguments occupy, which a process title may
+/// use: their length as the kernel reports it in /proc/self/cmdline (Apache
+/// may have rewritten argv itself). Read before a chroot hides /proc.
+pub fn process_title_room() -> usize {
+    std::fs::read("/proc/self/cmdline").map(|c| c.len()).unwrap_or(0)
+}
+
+/// Rewrites this process's command line as `ps` shows it, within `room`
+/// (see `process_title_room`).
+pub fn set_process_title(server: super::server::Server, title: &str, room: usize) {
     // SAFETY: process->argv[0] is the first of the original argument
     // strings, which occupy `room` contiguous bytes; we write only there.
     unsafe {
@@ -212,4 +222,15 @@ pub fn ignore_signal(signal: Signal) -> nix::Result<()> {
 pub fn limit_malloc_arenas(arenas: i32) {
     // SAFETY: mallopt only adjusts allocator tuning; called before threads start.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
+}
+
+/// Sets this thread's nice value, which the threads it starts inherit (on
+/// Linux the value is per thread, so call this before starting any).
+pub fn set_nice(nice: i32) -> std::io::Result<()> {
+    // SAFETY: setpriority only changes the scheduling of the calling thread.
+    let rv = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    if rv == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -407,6 +407,35 @@ impl Request {
         self.conn().aborted != 0
     }
 
+    /// The timeout on the client connection's socket, for writes that
+    /// block; None on an HTTP/2 stream, which writes to no socket of its
+    /// own (its connection's socket serves every stream).
+    pub fn client_socket_timeout(&self) -> Option<std::time::Duration> {
+        let socket = self.client_socket()?;
+        let mut timeout: sys::apr_interval_time_t = 0;
+        // SAFETY: reads the timeout of the connection's live socket.
+        let rv = unsafe { sys::apr_socket_timeout_get(socket, &mut timeout) };
+        (rv == 0).then(|| std::time::Duration::from_micros(timeout.max(0) as u64))
+    }
+
+    /// Sets the client socket's timeout (see `client_socket_timeout`).
+    pub fn set_client_socket_timeout(&self, timeout: std::time::Duration) {
+        if let Some(socket) = self.client_socket() {
+            let micros = sys::apr_interval_time_t::try_from(timeout.as_micros()).unwrap_or(sys::apr_interval_time_t::MAX);
+            // SAFETY: the connection's live socket; a timeout is a plain setting.
+            unsafe { sys::apr_socket_timeout_set(socket, micros) };
+        }
+    }
+
+    fn client_socket(&self) -> Option<*mut sys::apr_socket_t> {
+        if !self.conn().master.is_null() {
+            return None;
+        }
+        // SAFETY: the core's socket of our own (not an HTTP/2 stream's) connection.
+        let socket = unsafe { sys::ap_get_conn_socket(self.r().connection) };
+        (!socket.is_null()).then_some(socket)
+    }
+
     /// Stops the connection from being kept alive after this response.
     pub fn close_connection(&self) {
         // SAFETY: a plain field write on our connection.
@@ -472,13 +501,35 @@ impl Brigade {
     /// Sends `data` and flushes it to the client. `data` may be freed once
     /// this returns: filters that keep data copy transient buckets.
     pub fn write(&mut self, data: &[u8]) -> Result<(), ClientGone> {
-        // SAFETY: a transient bucket borrows data for the pass below.
+        self.push_data(data);
+        self.push_flush();
+        self.pass()
+    }
+
+    /// Passes `data` on without a flush: Apache's core may hold small
+    /// amounts back to send with what follows. `data` may be freed once
+    /// this returns, as with `write`.
+    pub fn write_unflushed(&mut self, data: &[u8]) -> Result<(), ClientGone> {
+        self.push_data(data);
+        self.pass()
+    }
+
+    /// Sends whatever Apache holds back of the data passed so far.
+    pub fn flush(&mut self) -> Result<(), ClientGone> {
+        self.push_flush();
+        self.pass()
+    }
+
+    fn push_data(&mut self, data: &[u8]) {
+        // SAFETY: a transient bucket borrows data for the pass that follows.
         let b = unsafe { sys::apr_bucket_transient_create(data.as_ptr() as *const c_char, data.len(), self.alloc()) };
         self.push(b);
+    }
+
+    fn push_flush(&mut self) {
         // SAFETY: a flush bucket from the connection's allocator.
         let flush = unsafe { sys::apr_bucket_flush_create(self.alloc()) };
         self.push(flush);
-        self.pass()
     }
 
     /// Sends `length` bytes of the open file `fd` from `offset`, with file
@@ -511,9 +562,7 @@ impl Brigade {
             at += n;
             left -= n;
         }
-        // SAFETY: as in write().
-        let flush = unsafe { sys::apr_bucket_flush_create(self.alloc()) };
-        self.push(flush);
+        self.push_flush();
         self.pass()
     }
 

@@ -248,8 +248,9 @@ impl Interpreter {
         Ok(DispatchChoices { process_group: answer(0)?, application_group: answer(1)?, callable_object: answer(2)? })
     }
 
-    /// Loads a script ahead of its first request (daemon preloading).
-    fn preload(&self, py: Python<'_>, script: &str) -> PyResult<()> {
+    /// Loads a script ahead of its first request (daemon preloading), or
+    /// runs a service process's script.
+    pub fn preload(&self, py: Python<'_>, script: &str) -> PyResult<()> {
         self.adapter.load.bind(py).call1((script, file_mtime(script), false))?;
         Ok(())
     }

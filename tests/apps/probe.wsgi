@@ -12,12 +12,17 @@
 #   import=NAME       import module NAME; reports its __file__ or the error
 #   spawn=same|new    start /bin/sleep 1000 in this session or a new one and
 #                     leave it running; reports its pid
+#   sockets=1         report the accepted UNIX stream connections the
+#                     process holds (in a daemon: those from Apache's
+#                     children): inode, SO_SNDBUF and SO_RCVBUF of each
 import atexit
 import ctypes
 import json
 import locale
 import os
 import resource
+import socket
+import stat
 import subprocess
 import sys
 import time
@@ -39,6 +44,33 @@ def umask():
             if line.startswith('Umask:'):
                 return line.split()[1]
     return None
+
+
+def unix_stream_connections():
+    """[inode, SO_SNDBUF, SO_RCVBUF] of every UNIX stream connection this
+    process accepted: connected, and named after the socket it came in on
+    (a socket pair has no name)."""
+    found = []
+    for name in os.listdir('/proc/self/fd'):
+        try:
+            fd = os.dup(int(name))
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISSOCK(st.st_mode):
+                continue
+            with socket.socket(fileno=fd) as sock:
+                fd = None
+                if (sock.family == socket.AF_UNIX and sock.type == socket.SOCK_STREAM
+                        and not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+                        and sock.getsockname()):
+                    found.append([st.st_ino, sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
+                                  sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)])
+        finally:
+            if fd is not None:
+                os.close(fd)
+    return found
 
 
 def application(environ, start_response):
@@ -71,6 +103,8 @@ def application(environ, start_response):
                                                'PYTHON_EGG_CACHE')},
         'lc_ctype': locale.setlocale(locale.LC_CTYPE),
         'rlimit_data': list(resource.getrlimit(resource.RLIMIT_DATA)),
+        'rlimit_as': list(resource.getrlimit(resource.RLIMIT_AS)),
+        'nice': os.getpriority(os.PRIO_PROCESS, 0),
         'switch_interval': sys.getswitchinterval(),
         'path': list(sys.path),
         'prefix': sys.prefix,
@@ -91,6 +125,8 @@ def application(environ, start_response):
     if 'spawn' in qs:
         child = subprocess.Popen(['/bin/sleep', '1000'], start_new_session=qs['spawn'] == 'new')
         data['spawned'] = child.pid
+    if 'sockets' in qs:
+        data['sockets'] = unix_stream_connections()
     if 'import' in qs:
         try:
             data['import'] = __import__(qs['import']).__file__

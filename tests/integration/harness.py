@@ -1296,6 +1296,14 @@ def config_test(snippet, mpm='event', name='cfg', **kw):
         a.cleanup()
 
 
+def assert_config_refused(snippet, expected, name='cfg'):
+    """``apache2 -t`` of a tree whose config ends with ``snippet`` fails,
+    with a message that contains ``expected``."""
+    rc, out = config_test(snippet, name=name)
+    assert rc != 0 and 'Syntax OK' not in out, out
+    assert expected in out, out
+
+
 def server_fixture(config, name, mpms=('event', 'prefork'), scope='module', setup=None, **kw):
     """A pytest fixture giving one running Apache with ``config`` per MPM in
     ``mpms``; ``setup(apache)`` runs once it answers.  Assign it to the

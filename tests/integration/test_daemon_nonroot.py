@@ -7,6 +7,8 @@ so its children run as whoever started it, whatever `User` says.
 * A group that asks for another user= cannot have it: its daemons refuse
   to start, say why, and never run the application (fail-closed), while
   the other groups serve.
+* What a group's options cannot do without root (socket-user=, a negative
+  cpu-priority=) is said in a warning, and the group serves without it.
 """
 import os
 import stat
@@ -24,8 +26,10 @@ NOGROUP = 65534
 CONFIG = r"""
 WSGIDaemonProcess asis processes=1 threads=2 display-name=%{GROUP}
 WSGIDaemonProcess other processes=1 threads=2 user=www-data connect-timeout=2 display-name=%{GROUP}
+WSGIDaemonProcess asks processes=1 threads=1 socket-user=www-data cpu-priority=-5 display-name=%{GROUP}
 WSGIScriptAlias /asis {apps}/daemon/lifeprobe.wsgi process-group=asis
 WSGIScriptAlias /other {apps}/daemon/marker.wsgi process-group=other
+WSGIScriptAlias /asks {apps}/probe.wsgi process-group=asks
 """
 
 
@@ -82,3 +86,13 @@ def test_group_with_another_user_refuses_to_start(server):
         assert harness.WWW_UID not in du.uids(pid)
     # The other group is not affected.
     assert du.get_json(server, '/asis')['group'] == 'asis'
+
+
+def test_what_needs_root_is_warned_about_and_the_group_serves(server):
+    data = du.get_json(server, '/asks')
+    assert du.uids(data['pid']) == (NOBODY,) * 4
+    assert data['nice'] != -5
+    log = server.error_log()
+    socket_user = [l for l in log.splitlines() if 'WSGIDaemonProcess asks option socket-user= has no effect' in l]
+    assert len(socket_user) == 1 and '[wsgi:warn' in socket_user[0], socket_user
+    assert "of group 'asks': cannot set cpu-priority=-5" in log, log[-3000:]
